@@ -1,0 +1,367 @@
+//! The Ditto Protocol envelope (docs/protocol-specification.md, jsonschema/protocol-envelope.json):
+//! topic, headers, path, value, status, revision, timestamp, extra, fields and metadata, read from
+//! and written to JSON. Reading checks the form of every field; what the signal needs of path and
+//! value is checked by [`crate::signal`].
+
+use crate::error::ProtocolError;
+use crate::headers::{is_iso8601_instant, Headers};
+use crate::pointer::JsonPointer;
+use crate::signal::{self, SignalType};
+use crate::topic::Topic;
+use serde_json::{Map, Value};
+
+/// The default bound on an envelope's encoded size. Ditto bounds things and policies at 100 kB
+/// and messages at 250 kB; the envelope bound sits above those so that they, not this, decide.
+pub const DEFAULT_MAX_ENVELOPE_BYTES: usize = 1024 * 1024;
+
+/// A Ditto Protocol message.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Envelope {
+    pub topic: Topic,
+    pub headers: Headers,
+    pub path: JsonPointer,
+    /// `Some(Value::Null)` is an explicit `"value": null` (a merge that deletes), `None` no value.
+    pub value: Option<Value>,
+    pub extra: Option<Map<String, Value>>,
+    pub status: Option<u16>,
+    pub revision: Option<u64>,
+    pub timestamp: Option<String>,
+    /// A field selector such as `thingId,attributes(location)`, kept as sent.
+    pub fields: Option<String>,
+    pub metadata: Option<Map<String, Value>>,
+}
+
+impl Envelope {
+    pub fn new(topic: Topic, headers: Headers, path: JsonPointer) -> Self {
+        Envelope {
+            topic,
+            headers,
+            path,
+            value: None,
+            extra: None,
+            status: None,
+            revision: None,
+            timestamp: None,
+            fields: None,
+            metadata: None,
+        }
+    }
+
+    /// Reads an envelope from JSON bytes of at most [`DEFAULT_MAX_ENVELOPE_BYTES`].
+    pub fn from_slice(bytes: &[u8]) -> Result<Self, ProtocolError> {
+        Self::from_slice_limited(bytes, DEFAULT_MAX_ENVELOPE_BYTES)
+    }
+
+    /// Reads an envelope from JSON bytes of at most `max_bytes`. Nesting deeper than serde_json's
+    /// recursion limit (128) is refused as invalid JSON, so hostile input cannot exhaust the stack.
+    pub fn from_slice_limited(bytes: &[u8], max_bytes: usize) -> Result<Self, ProtocolError> {
+        if bytes.len() > max_bytes {
+            return Err(ProtocolError::TooLarge {
+                size: bytes.len(),
+                max: max_bytes,
+            });
+        }
+        let value: Value =
+            serde_json::from_slice(bytes).map_err(|e| ProtocolError::JsonInvalid {
+                reason: e.to_string(),
+            })?;
+        Self::from_json(value)
+    }
+
+    /// Reads an envelope from a JSON value.
+    pub fn from_json(value: Value) -> Result<Self, ProtocolError> {
+        let Value::Object(mut obj) = value else {
+            return Err(ProtocolError::NotAnObject);
+        };
+        let topic = match obj.remove("topic") {
+            Some(Value::String(t)) => Topic::parse(&t)?,
+            Some(_) => {
+                return Err(ProtocolError::FieldType {
+                    field: "topic",
+                    expected: "a string",
+                })
+            }
+            None => return Err(ProtocolError::FieldMissing { field: "topic" }),
+        };
+        let headers = match obj.remove("headers") {
+            Some(h) => Headers::from_json(&h)?,
+            None => Headers::new(),
+        };
+        headers.validate()?;
+        let path = match obj.remove("path") {
+            Some(Value::String(p)) => JsonPointer::parse(&p)?,
+            Some(_) => {
+                return Err(ProtocolError::FieldType {
+                    field: "path",
+                    expected: "a string",
+                })
+            }
+            None => return Err(ProtocolError::FieldMissing { field: "path" }),
+        };
+        let mut env = Envelope::new(topic, headers, path);
+        env.value = obj.remove("value");
+        env.extra = take_object(&mut obj, "extra")?;
+        env.metadata = take_object(&mut obj, "metadata")?;
+        env.status = match obj.remove("status") {
+            None => None,
+            Some(v) => Some(
+                v.as_u64()
+                    .and_then(|s| u16::try_from(s).ok())
+                    .filter(|s| (100..=599).contains(s))
+                    .ok_or_else(|| ProtocolError::StatusInvalid {
+                        status: v.to_string(),
+                    })?,
+            ),
+        };
+        env.revision = match obj.remove("revision") {
+            None => None,
+            Some(v) => Some(v.as_u64().ok_or(ProtocolError::FieldType {
+                field: "revision",
+                expected: "a non-negative integer",
+            })?),
+        };
+        env.timestamp = match obj.remove("timestamp") {
+            None => None,
+            Some(Value::String(ts)) if is_iso8601_instant(&ts) => Some(ts),
+            Some(_) => {
+                return Err(ProtocolError::FieldType {
+                    field: "timestamp",
+                    expected: "an ISO-8601 timestamp",
+                })
+            }
+        };
+        env.fields = match obj.remove("fields") {
+            None => None,
+            Some(Value::String(f)) => {
+                check_field_selector(&f)?;
+                Some(f)
+            }
+            Some(_) => {
+                return Err(ProtocolError::FieldType {
+                    field: "fields",
+                    expected: "a string",
+                })
+            }
+        };
+        // Like Ditto, unknown top-level fields are ignored.
+        Ok(env)
+    }
+
+    /// The envelope as JSON, in Ditto's field order.
+    pub fn to_json(&self) -> Value {
+        let mut obj = Map::new();
+        obj.insert("topic".into(), Value::String(self.topic.to_string()));
+        obj.insert("headers".into(), self.headers.to_json());
+        obj.insert("path".into(), Value::String(self.path.to_string()));
+        if let Some(v) = &self.value {
+            obj.insert("value".into(), v.clone());
+        }
+        if let Some(e) = &self.extra {
+            obj.insert("extra".into(), Value::Object(e.clone()));
+        }
+        if let Some(s) = self.status {
+            obj.insert("status".into(), Value::from(s));
+        }
+        if let Some(r) = self.revision {
+            obj.insert("revision".into(), Value::from(r));
+        }
+        if let Some(t) = &self.timestamp {
+            obj.insert("timestamp".into(), Value::String(t.clone()));
+        }
+        if let Some(f) = &self.fields {
+            obj.insert("fields".into(), Value::String(f.clone()));
+        }
+        if let Some(m) = &self.metadata {
+            obj.insert("metadata".into(), Value::Object(m.clone()));
+        }
+        Value::Object(obj)
+    }
+
+    /// The envelope as one line of JSON.
+    pub fn to_json_string(&self) -> String {
+        self.to_json().to_string()
+    }
+
+    /// What this message is, by Ditto's signal type name, after checking that its path and value
+    /// are ones that signal has.
+    pub fn signal(&self) -> Result<SignalType, ProtocolError> {
+        signal::classify(self)
+    }
+}
+
+fn take_object(
+    obj: &mut Map<String, Value>,
+    field: &'static str,
+) -> Result<Option<Map<String, Value>>, ProtocolError> {
+    match obj.remove(field) {
+        None => Ok(None),
+        Some(Value::Object(o)) => Ok(Some(o)),
+        Some(_) => Err(ProtocolError::FieldType {
+            field,
+            expected: "a JSON object",
+        }),
+    }
+}
+
+/// Checks a field selector's syntax: comma-separated JSON pointers, each optionally followed by
+/// a parenthesised selector of its own, e.g. `thingId,attributes(location,model),features/f1`.
+pub fn check_field_selector(fields: &str) -> Result<(), ProtocolError> {
+    let invalid = |reason| ProtocolError::FieldSelectorInvalid {
+        fields: fields.to_owned(),
+        reason,
+    };
+    let mut depth = 0usize;
+    let mut item_len = 0usize;
+    for c in fields.chars() {
+        match c {
+            '(' => {
+                if item_len == 0 {
+                    return Err(invalid("'(' must follow a field name"));
+                }
+                depth += 1;
+                item_len = 0;
+            }
+            ')' => {
+                if depth == 0 {
+                    return Err(invalid("unbalanced ')'"));
+                }
+                if item_len == 0 {
+                    return Err(invalid("empty field inside parentheses"));
+                }
+                depth -= 1;
+            }
+            ',' => {
+                if item_len == 0 {
+                    return Err(invalid("empty field between commas"));
+                }
+                item_len = 0;
+            }
+            _ => item_len += 1,
+        }
+    }
+    if depth != 0 {
+        return Err(invalid("unbalanced '('"));
+    }
+    if item_len == 0 && !fields.ends_with(')') {
+        return Err(invalid("empty field"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn reads_and_writes_every_field() {
+        let v = json!({
+            "topic": "org.eclipse.ditto/fancy-thing/things/twin/events/modified",
+            "headers": {"correlation-id": "c"},
+            "path": "/attributes/location",
+            "value": {"latitude": 44.673856},
+            "extra": {"attributes": {"a": 1}},
+            "status": 200,
+            "revision": 1,
+            "timestamp": "2021-03-03T16:05:55Z",
+            "fields": "thingId,attributes(location)",
+            "metadata": {"attributes": {"location": {"unit": "deg"}}}
+        });
+        let env = Envelope::from_json(v.clone()).unwrap();
+        assert_eq!(env.to_json(), v);
+        assert_eq!(env.path.segments(), ["attributes", "location"]);
+    }
+
+    #[test]
+    fn null_value_is_kept_apart_from_no_value() {
+        let v = json!({"topic": "ns/t/things/twin/commands/merge", "headers": {}, "path": "/attributes/a", "value": null});
+        assert_eq!(
+            Envelope::from_json(v.clone()).unwrap().value,
+            Some(Value::Null)
+        );
+        assert_eq!(Envelope::from_json(v.clone()).unwrap().to_json(), v);
+    }
+
+    #[test]
+    fn bad_envelopes_get_ditto_errors() {
+        let code = |v: Value| Envelope::from_json(v).unwrap_err().code();
+        assert_eq!(code(json!([])), "json.format.invalid");
+        assert_eq!(code(json!({"path": "/"})), "json.field.missing");
+        assert_eq!(
+            code(json!({"topic": "ns/t/things/twin/commands/modify"})),
+            "json.field.missing"
+        );
+        assert_eq!(
+            code(json!({"topic": 1, "path": "/"})),
+            "json.format.invalid"
+        );
+        assert_eq!(
+            code(json!({"topic": "ns/t/things/twin/commands/modify", "path": "attributes"})),
+            "json.pointer.invalid"
+        );
+        assert_eq!(
+            code(json!({"topic": "ns/t/things/twin/commands/modify", "path": "/", "status": 99})),
+            "json.format.invalid"
+        );
+        assert_eq!(
+            code(json!({"topic": "ns/t/things/twin/commands/modify", "path": "/", "headers": []})),
+            "json.format.invalid"
+        );
+        assert_eq!(
+            code(
+                json!({"topic": "ns/t/things/twin/commands/modify", "path": "/", "headers": {"timeout": "soon"}})
+            ),
+            "header.invalid"
+        );
+        assert_eq!(
+            code(
+                json!({"topic": "ns/t/things/twin/commands/modify", "path": "/", "fields": "a(b"})
+            ),
+            "json.fieldselector.invalid"
+        );
+        assert_eq!(
+            code(
+                json!({"topic": "ns/t/things/twin/commands/modify", "path": "/", "timestamp": "now"})
+            ),
+            "json.format.invalid"
+        );
+        assert_eq!(
+            Envelope::from_slice(b"{").unwrap_err().code(),
+            "json.invalid"
+        );
+        assert_eq!(
+            Envelope::from_slice(&[0xff, 0xfe]).unwrap_err().code(),
+            "json.invalid"
+        );
+        assert_eq!(
+            Envelope::from_slice_limited(b"{}", 1).unwrap_err().status(),
+            413
+        );
+    }
+
+    #[test]
+    fn deep_nesting_is_an_error_not_a_stack_overflow() {
+        let deep = "[".repeat(100_000);
+        assert_eq!(
+            Envelope::from_slice_limited(deep.as_bytes(), usize::MAX)
+                .unwrap_err()
+                .code(),
+            "json.invalid"
+        );
+    }
+
+    #[test]
+    fn field_selectors() {
+        for ok in [
+            "thingId",
+            "thingId,attributes(location)",
+            "features(f1/properties(a,b)),_revision",
+            "attributes/a/b",
+        ] {
+            check_field_selector(ok).unwrap_or_else(|e| panic!("{ok}: {e}"));
+        }
+        for bad in ["", ",", "a,", "a(", "a)", "(a)", "a()", "a((b))"] {
+            assert!(check_field_selector(bad).is_err(), "{bad}");
+        }
+    }
+}

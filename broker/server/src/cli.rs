@@ -1,0 +1,97 @@
+//! The command line: clap definitions and the dispatch of each command.
+
+use crate::check::{check_input, Tally};
+use clap::{Parser, Subcommand};
+use std::fs::File;
+use std::io::{self, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use twinwire_protocol::DEFAULT_MAX_ENVELOPE_BYTES;
+
+/// twinwire: a message broker for digital twins that speaks the Eclipse Ditto Protocol.
+#[derive(Debug, Parser)]
+#[command(name = "twinwire", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Work with Ditto Protocol messages.
+    Protocol {
+        #[command(subcommand)]
+        command: ProtocolCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ProtocolCommand {
+    /// Check Ditto Protocol messages: one line per message, `ok <signal-type>` or
+    /// `error <status> <error-code>: <message>`. Exits 0 when all are valid, 1 otherwise.
+    ///
+    /// Input is JSON lines, whole JSON documents, or Markdown whose ```json blocks hold the
+    /// messages (by the .md extension, or sniffed on stdin).
+    Check {
+        /// Files to check; none or `-` reads stdin.
+        files: Vec<PathBuf>,
+        /// The largest message accepted, in bytes.
+        #[arg(long, default_value_t = DEFAULT_MAX_ENVELOPE_BYTES)]
+        max_bytes: usize,
+    },
+}
+
+/// Runs a parsed command line, returning the process exit code.
+pub fn run(cli: Cli) -> ExitCode {
+    match cli.command {
+        Command::Protocol {
+            command: ProtocolCommand::Check { files, max_bytes },
+        } => protocol_check(&files, max_bytes),
+    }
+}
+
+/// Exit code for an input that could not be read (as opposed to 1, "a message is invalid").
+const EXIT_IO_ERROR: u8 = 2;
+
+fn protocol_check(files: &[PathBuf], max_bytes: usize) -> ExitCode {
+    let stdout = io::stdout();
+    let mut out = io::BufWriter::new(stdout.lock());
+    let mut tally = Tally::default();
+    let stdin_only = [PathBuf::from("-")];
+    let files = if files.is_empty() {
+        &stdin_only[..]
+    } else {
+        files
+    };
+    for file in files {
+        let result = if file == Path::new("-") {
+            check_input(io::stdin().lock(), None, max_bytes, &mut out, &mut tally)
+        } else {
+            File::open(file).and_then(|f| {
+                check_input(
+                    BufReader::new(f),
+                    Some(file),
+                    max_bytes,
+                    &mut out,
+                    &mut tally,
+                )
+            })
+        };
+        if let Err(e) = result {
+            let _ = out.flush();
+            if e.kind() == io::ErrorKind::BrokenPipe {
+                return ExitCode::from(EXIT_IO_ERROR);
+            }
+            eprintln!("twinwire: cannot read {}: {e}", file.display());
+            return ExitCode::from(EXIT_IO_ERROR);
+        }
+    }
+    if out.flush().is_err() {
+        return ExitCode::from(EXIT_IO_ERROR);
+    }
+    if tally.all_valid() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
