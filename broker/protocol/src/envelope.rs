@@ -84,7 +84,13 @@ impl Envelope {
             None => return Err(ProtocolError::FieldMissing { field: "topic" }),
         };
         let headers = match obj.remove("headers") {
-            Some(h) => Headers::from_json(&h)?,
+            Some(Value::Object(h)) => Headers::from_map(h),
+            Some(_) => {
+                return Err(ProtocolError::FieldType {
+                    field: "headers",
+                    expected: "a JSON object",
+                })
+            }
             None => Headers::new(),
         };
         headers.validate()?;

@@ -144,6 +144,13 @@ impl Headers {
         })
     }
 
+    /// Takes the entries of a JSON headers object without copying them.
+    pub fn from_map(map: Map<String, Value>) -> Self {
+        Headers {
+            entries: map.into_iter().collect(),
+        }
+    }
+
     pub fn to_json(&self) -> Value {
         let mut obj = Map::with_capacity(self.entries.len());
         for (k, v) in &self.entries {

@@ -6,7 +6,9 @@
 //! * [`Format::Json`]: JSON documents one after the other, as JSON lines or as
 //!   whole (possibly pretty-printed) documents. A small byte-level scanner
 //!   counts bracket depth outside of strings, so a document ends when its depth
-//!   returns to 0. A line that starts with anything else than `{` or `[` is one
+//!   returns to 0. Two things end an open document early, because it is then
+//!   broken anyway and the next message must not be swallowed with it: a raw
+//!   newline inside a string, and a `{` in column 0. A line that starts with anything else than `{` or `[` is one
 //!   (bad) message up to the end of that line, so the caller can report it and
 //!   carry on with the next line. A document still open at the end of the
 //!   input is one message too; the caller's JSON parser reports it.
@@ -234,9 +236,26 @@ enum JsonState {
         in_string: bool,
         /// Just after a backslash in a string.
         escaped: bool,
+        /// At the first byte of a line.
+        line_start: bool,
     },
     /// In a line that does not start a document: it runs to the end of the line.
     Line,
+}
+
+/// The bytes the scanner must look at inside a string: its end, escapes, and raw newlines.
+const STRING_STOPS: [bool; 256] = stops(b"\"\\\n");
+/// The bytes the scanner must look at inside a document, outside strings.
+const DOCUMENT_STOPS: [bool; 256] = stops(b"\"{}[]\n");
+
+const fn stops(bytes: &[u8]) -> [bool; 256] {
+    let mut table = [false; 256];
+    let mut i = 0;
+    while i < bytes.len() {
+        table[bytes[i] as usize] = true;
+        i += 1;
+    }
+    table
 }
 
 /// JSON's whitespace.
@@ -272,7 +291,32 @@ fn next_json<R: BufRead>(
 fn scan_json(state: &mut JsonState, buf: &[u8], pending: &mut Pending) -> (usize, bool) {
     // Where the current message's bytes start in `buf`.
     let mut start = 0;
-    for (index, &byte) in buf.iter().enumerate() {
+    let mut index = 0;
+    while index < buf.len() {
+        // Inside a document only a few bytes matter: jump over the rest in one tight loop.
+        if let JsonState::Document {
+            in_string,
+            escaped: false,
+            line_start: false,
+            ..
+        } = *state
+        {
+            let table = if in_string {
+                &STRING_STOPS
+            } else {
+                &DOCUMENT_STOPS
+            };
+            while index < buf.len() && !table[usize::from(buf[index])] {
+                index += 1;
+            }
+            if index == buf.len() {
+                break;
+            }
+        }
+        let byte = buf[index];
+        index += 1;
+        // The loop body below was written for `index` pointing at `byte`.
+        let index = index - 1;
         match state {
             JsonState::Between => {
                 if is_json_whitespace(byte) {
@@ -282,6 +326,7 @@ fn scan_json(state: &mut JsonState, buf: &[u8], pending: &mut Pending) -> (usize
                         depth: 1,
                         in_string: false,
                         escaped: false,
+                        line_start: false,
                     };
                 } else {
                     // Garbage, a scalar or an unbalanced closing bracket.
@@ -299,8 +344,16 @@ fn scan_json(state: &mut JsonState, buf: &[u8], pending: &mut Pending) -> (usize
                 depth,
                 in_string,
                 escaped,
+                line_start,
             } => {
                 if *in_string {
+                    if byte == b'\n' {
+                        // JSON strings cannot hold a raw newline: the document is
+                        // broken here (a truncated JSON line), not at end of input.
+                        pending.push(&buf[start..index]);
+                        *state = JsonState::Between;
+                        return (index + 1, true);
+                    }
                     if *escaped {
                         *escaped = false;
                     } else if byte == b'\\' {
@@ -310,6 +363,15 @@ fn scan_json(state: &mut JsonState, buf: &[u8], pending: &mut Pending) -> (usize
                     }
                     continue;
                 }
+                if *line_start && byte == b'{' {
+                    // A `{` in column 0 starts the next document: the open one was
+                    // truncated. Pretty-printers indent nested objects, so this
+                    // only cuts documents that are broken anyway.
+                    pending.push(&buf[start..index]);
+                    *state = JsonState::Between;
+                    return (index, true);
+                }
+                *line_start = byte == b'\n';
                 match byte {
                     b'"' => *in_string = true,
                     b'{' | b'[' => *depth = depth.saturating_add(1),
@@ -687,10 +749,15 @@ mod tests {
             split_json("{\"a\":1}\n{\"b\": [1, 2,\n  \"c\""),
             [message("{\"a\":1}"), message("{\"b\": [1, 2,\n  \"c\"")]
         );
-        // An unterminated string swallows the rest.
+        // An unterminated string ends at its line: strings hold no raw newline.
         assert_eq!(
             split_json("{\"a\": \"open}\n{}\n"),
-            [message("{\"a\": \"open}\n{}\n")]
+            [message("{\"a\": \"open}"), message("{}")]
+        );
+        // A truncated JSON line ends where the next line opens a document in column 0.
+        assert_eq!(
+            split_json("{\"topic\": \n{\"b\":1}\n"),
+            [message("{\"topic\": \n"), message("{\"b\":1}")]
         );
         // A trailing backslash in a string at the end of the input.
         assert_eq!(split_json("[\"\\"), [message("[\"\\")]);

@@ -161,7 +161,12 @@ mod tests {
 
     #[test]
     fn error_lines_stay_on_one_line() {
-        let (out, _) = run("{\"topic\":\"a\nb\",\"path\":\"/\"}\n");
+        // The topic holds an escaped newline, which the error message quotes.
+        let (out, _) = run("{\"topic\":\"a\\nb\",\"path\":\"/\"}\n");
+        assert!(
+            out.starts_with("error 400 protocoladapter:unknown.topicpath: The topic path 'a b'"),
+            "{out}"
+        );
         assert_eq!(out.lines().count(), 1, "{out}");
     }
 }
