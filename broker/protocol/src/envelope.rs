@@ -61,19 +61,42 @@ impl Envelope {
                 max: max_bytes,
             });
         }
-        let value: Value =
-            serde_json::from_slice(bytes).map_err(|e| ProtocolError::JsonInvalid {
+        // Straight into the envelope's fields: no map is built for the top-level object.
+        let fields: RawFields = serde_json::from_slice(bytes).map_err(|e| match e.classify() {
+            // Only the top level can mismatch (every field is read as whatever JSON it is), and
+            // then the bytes may still be broken JSON: syntax errors take precedence.
+            serde_json::error::Category::Data => {
+                match serde_json::from_slice::<serde::de::IgnoredAny>(bytes) {
+                    Ok(_) => ProtocolError::NotAnObject,
+                    Err(e) => ProtocolError::JsonInvalid {
+                        reason: e.to_string(),
+                    },
+                }
+            }
+            _ => ProtocolError::JsonInvalid {
                 reason: e.to_string(),
-            })?;
-        Self::from_json(value)
+            },
+        })?;
+        Self::from_fields(fields)
     }
 
     /// Reads an envelope from a JSON value.
     pub fn from_json(value: Value) -> Result<Self, ProtocolError> {
-        let Value::Object(mut obj) = value else {
+        let Value::Object(obj) = value else {
             return Err(ProtocolError::NotAnObject);
         };
-        let topic = match obj.remove("topic") {
+        let mut fields = RawFields::default();
+        for (key, value) in obj {
+            if let Some(slot) = fields.slot(&key) {
+                *slot = Some(value);
+            }
+        }
+        Self::from_fields(fields)
+    }
+
+    /// Checks the form of every field and builds the envelope.
+    fn from_fields(f: RawFields) -> Result<Self, ProtocolError> {
+        let topic = match f.topic {
             Some(Value::String(t)) => Topic::parse(&t)?,
             Some(_) => {
                 return Err(ProtocolError::FieldType {
@@ -83,7 +106,7 @@ impl Envelope {
             }
             None => return Err(ProtocolError::FieldMissing { field: "topic" }),
         };
-        let headers = match obj.remove("headers") {
+        let headers = match f.headers {
             Some(Value::Object(h)) => Headers::from_map(h),
             Some(_) => {
                 return Err(ProtocolError::FieldType {
@@ -94,7 +117,7 @@ impl Envelope {
             None => Headers::new(),
         };
         headers.validate()?;
-        let path = match obj.remove("path") {
+        let path = match f.path {
             Some(Value::String(p)) => JsonPointer::parse(&p)?,
             Some(_) => {
                 return Err(ProtocolError::FieldType {
@@ -105,10 +128,10 @@ impl Envelope {
             None => return Err(ProtocolError::FieldMissing { field: "path" }),
         };
         let mut env = Envelope::new(topic, headers, path);
-        env.value = obj.remove("value");
-        env.extra = take_object(&mut obj, "extra")?;
-        env.metadata = take_object(&mut obj, "metadata")?;
-        env.status = match obj.remove("status") {
+        env.value = f.value;
+        env.extra = take_object(f.extra, "extra")?;
+        env.metadata = take_object(f.metadata, "metadata")?;
+        env.status = match f.status {
             None => None,
             Some(v) => Some(
                 v.as_u64()
@@ -119,14 +142,14 @@ impl Envelope {
                     })?,
             ),
         };
-        env.revision = match obj.remove("revision") {
+        env.revision = match f.revision {
             None => None,
             Some(v) => Some(v.as_u64().ok_or(ProtocolError::FieldType {
                 field: "revision",
                 expected: "a non-negative integer",
             })?),
         };
-        env.timestamp = match obj.remove("timestamp") {
+        env.timestamp = match f.timestamp {
             None => None,
             Some(Value::String(ts)) if is_iso8601_instant(&ts) => Some(ts),
             Some(_) => {
@@ -136,7 +159,7 @@ impl Envelope {
                 })
             }
         };
-        env.fields = match obj.remove("fields") {
+        env.fields = match f.fields {
             None => None,
             Some(Value::String(f)) => {
                 check_field_selector(&f)?;
@@ -196,16 +219,80 @@ impl Envelope {
 }
 
 fn take_object(
-    obj: &mut Map<String, Value>,
+    value: Option<Value>,
     field: &'static str,
 ) -> Result<Option<Map<String, Value>>, ProtocolError> {
-    match obj.remove(field) {
+    match value {
         None => Ok(None),
         Some(Value::Object(o)) => Ok(Some(o)),
         Some(_) => Err(ProtocolError::FieldType {
             field,
             expected: "a JSON object",
         }),
+    }
+}
+
+/// The envelope's top-level fields as read, before their form is checked. Unknown fields are
+/// skipped, as Ditto skips them; a repeated field keeps its last value, as a JSON map would.
+#[derive(Default)]
+struct RawFields {
+    topic: Option<Value>,
+    headers: Option<Value>,
+    path: Option<Value>,
+    value: Option<Value>,
+    extra: Option<Value>,
+    status: Option<Value>,
+    revision: Option<Value>,
+    timestamp: Option<Value>,
+    fields: Option<Value>,
+    metadata: Option<Value>,
+}
+
+impl RawFields {
+    fn slot(&mut self, key: &str) -> Option<&mut Option<Value>> {
+        Some(match key {
+            "topic" => &mut self.topic,
+            "headers" => &mut self.headers,
+            "path" => &mut self.path,
+            "value" => &mut self.value,
+            "extra" => &mut self.extra,
+            "status" => &mut self.status,
+            "revision" => &mut self.revision,
+            "timestamp" => &mut self.timestamp,
+            "fields" => &mut self.fields,
+            "metadata" => &mut self.metadata,
+            _ => return None,
+        })
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for RawFields {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = RawFields;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a Ditto Protocol envelope object")
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<RawFields, A::Error> {
+                let mut fields = RawFields::default();
+                while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                    match fields.slot(&key) {
+                        Some(slot) => *slot = Some(map.next_value()?),
+                        None => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(fields)
+            }
+        }
+        deserializer.deserialize_map(Visitor)
     }
 }
 
