@@ -3,11 +3,11 @@
 //! and written to JSON. Reading checks the form of every field; what the signal needs of path and
 //! value is checked by [`crate::signal`].
 
-use crate::error::ProtocolError;
-use crate::headers::{is_iso8601_instant, Headers};
+use crate::error::{DittoError, ProtocolError};
+use crate::headers::{is_iso8601_instant, names, Headers};
 use crate::pointer::JsonPointer;
 use crate::signal::{self, SignalType};
-use crate::topic::Topic;
+use crate::topic::{Channel, Criterion, Group, Topic};
 use serde_json::{Map, Value};
 
 /// The default bound on an envelope's encoded size. Ditto bounds things and policies at 100 kB
@@ -176,6 +176,36 @@ impl Envelope {
         Ok(env)
     }
 
+    /// The response to this command: same topic and path, the correlation-id carried over.
+    pub fn response(&self, status: u16, value: Option<Value>) -> Envelope {
+        let mut headers = Headers::new();
+        if let Some(id) = self.headers.correlation_id() {
+            headers.insert(names::CORRELATION_ID, id);
+        }
+        let mut env = Envelope::new(self.topic.clone(), headers, self.path.clone());
+        env.value = value;
+        env.status = Some(status);
+        env
+    }
+
+    /// The error response to this message: `{ns}/{name}/{group}/{channel}/errors`, path `/`,
+    /// the Ditto error as value and its status, the correlation-id carried over.
+    pub fn error_response(&self, error: &DittoError) -> Envelope {
+        let mut headers = Headers::new();
+        if let Some(id) = self.headers.correlation_id() {
+            headers.insert(names::CORRELATION_ID, id);
+        }
+        let mut topic = self.topic.clone();
+        topic.criterion = Criterion::Errors;
+        if topic.group == Group::Things && topic.channel == Channel::None {
+            topic.channel = Channel::Twin;
+        }
+        let mut env = Envelope::new(topic, headers, JsonPointer::root());
+        env.value = Some(error.to_json());
+        env.status = Some(error.status);
+        env
+    }
+
     /// The envelope as JSON, in Ditto's field order.
     pub fn to_json(&self) -> Value {
         let mut obj = Map::new();
@@ -284,8 +314,11 @@ impl<'de> serde::Deserialize<'de> for RawFields {
                 while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
                     match fields.slot(&key) {
                         Some(slot) => *slot = Some(map.next_value()?),
+                        // Read, not skipped with `IgnoredAny`: that would let through what
+                        // is not JSON serde_json reads (lone surrogates, numbers out of range,
+                        // nesting past the recursion limit) when an unknown field holds it.
                         None => {
-                            map.next_value::<serde::de::IgnoredAny>()?;
+                            map.next_value::<Value>()?;
                         }
                     }
                 }
@@ -363,6 +396,24 @@ mod tests {
         let env = Envelope::from_json(v.clone()).unwrap();
         assert_eq!(env.to_json(), v);
         assert_eq!(env.path.segments(), ["attributes", "location"]);
+    }
+
+    #[test]
+    fn responses_and_error_responses_keep_the_correlation_id() {
+        let cmd = Envelope::from_json(json!({
+            "topic": "org.eclipse.ditto/fancy-thing/things/twin/commands/modify",
+            "headers": {"correlation-id": "c-1", "x-other": 1},
+            "path": "/attributes/location",
+            "value": 1
+        }))
+        .unwrap();
+        let r = cmd.response(204, None);
+        assert_eq!(r.to_json(), json!({"topic": "org.eclipse.ditto/fancy-thing/things/twin/commands/modify",
+            "headers": {"correlation-id": "c-1"}, "path": "/attributes/location", "status": 204}));
+        let e = cmd.error_response(&crate::exceptions::things::thing_not_found("org.eclipse.ditto:fancy-thing"));
+        assert_eq!(e.topic.to_string(), "org.eclipse.ditto/fancy-thing/things/twin/errors");
+        assert_eq!(e.status, Some(404));
+        assert_eq!(e.signal().unwrap().to_string(), "things.responses:errorResponse");
     }
 
     #[test]

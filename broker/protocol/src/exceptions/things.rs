@@ -351,3 +351,100 @@ pub fn thing_unavailable(thing_id: &str) -> DittoError {
         "The requested Thing is temporarily not available.",
     )
 }
+
+// Conditional requests and history (docs/basic-conditional-requests.md, docs/basic-history.md):
+// not in the reference's exceptions folder; texts from Ditto's exception classes.
+
+const PRECONDITION_DESCRIPTION: &str = "The comparison of the provided precondition header with the current ETag value of the requested Thing resource evaluated to false. Check the value of your conditional header value.";
+
+/// `if-match` (or `if-none-match` on a modify) did not hold.
+pub fn precondition_failed(header: &str, header_value: &str, actual_etag: &str) -> DittoError {
+    err(
+        412,
+        "things:precondition.failed",
+        format!("The comparison of precondition header '{header}' for the requested Thing resource evaluated to false. Header value: '{header_value}', actual entity-tag: '{actual_etag}'."),
+        PRECONDITION_DESCRIPTION,
+    )
+}
+
+/// `if-equal: skip` and the new value equals the current one.
+pub fn precondition_failed_equal() -> DittoError {
+    err(
+        412,
+        "things:precondition.failed",
+        "The previous value was equal to the new value and the 'if-equal' header was set to 'skip'.".into(),
+        "Your changes were not applied, which is probably the expected outcome.",
+    )
+}
+
+/// `if-none-match` held on a retrieve: the requester's copy is current.
+pub fn precondition_not_modified(expected_not_to_match: &str, matched: &str) -> DittoError {
+    err(
+        304,
+        "things:precondition.notmodified",
+        format!("The comparison of precondition header 'if-none-match' for the requested Thing resource evaluated to false. Expected: '{expected_not_to_match}' not to match actual: '{matched}'."),
+        "The comparison of the provided precondition header 'if-none-match' with the current ETag value of the requested Thing resource evaluated to false. Check the value of your conditional header value.",
+    )
+}
+
+/// The `condition` header's RQL did not match the thing.
+pub fn condition_failed() -> DittoError {
+    err(
+        412,
+        "things:condition.failed",
+        "The specified condition does not match the state of the requested Thing.".into(),
+        "The provided condition did not match the actual Thing state. Please check your provided condition.",
+    )
+}
+
+/// The `condition` header is not valid RQL.
+pub fn condition_invalid(condition: &str, reason: &str) -> DittoError {
+    err(
+        400,
+        "things:condition.invalid",
+        format!("The specified condition '{condition}' is invalid."),
+        &format!("The provided condition is not valid. Please check the value of your condition header. {reason}"),
+    )
+}
+
+/// The thing ID in a thing JSON differs from the one of the topic.
+pub fn id_not_settable_in_protocol() -> DittoError {
+    err(
+        400,
+        "things:id.notsettable",
+        "The Thing ID in the thing JSON is not equal to the Thing ID in the topic path.".into(),
+        "Either delete the Thing ID from the thing JSON or use the same Thing ID as in the topic path.",
+    )
+}
+
+const HISTORY_DESCRIPTION: &str = "Check if the ID of your requested Thing was correct, you have sufficient permissions and ensure that the asked for revision/timestamp does not exceed the history-retention-duration or is from the future.";
+
+/// `at-historical-revision` names a revision the thing never had.
+pub fn thing_history_not_found_at_revision(thing_id: &str, revision: u64) -> DittoError {
+    err(
+        404,
+        "things:thing.history.notfound",
+        format!("The Thing with ID '{thing_id}' at revision '{revision}' could not be found or requester had insufficient permissions to access it."),
+        HISTORY_DESCRIPTION,
+    )
+}
+
+/// `at-historical-timestamp` is before the thing existed or in the future.
+pub fn thing_history_not_found_at_timestamp(thing_id: &str, timestamp: &str) -> DittoError {
+    err(
+        404,
+        "things:thing.history.notfound",
+        format!("The Thing with ID '{thing_id}' at timestamp '{timestamp}' could not be found or requester had insufficient permissions to access it."),
+        HISTORY_DESCRIPTION,
+    )
+}
+
+/// The thing has no definition to retrieve or delete.
+pub fn thing_definition_not_found(thing_id: &str) -> DittoError {
+    err(
+        404,
+        "things:definition.notfound",
+        format!("The Definition of the Thing with ID <{thing_id}> could not be found or the requester had insufficient permissions to access it."),
+        "Check if the ID of the thing and the key of your requested definition was correct and you have sufficient permissions.",
+    )
+}
