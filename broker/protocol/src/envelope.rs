@@ -408,12 +408,23 @@ mod tests {
         }))
         .unwrap();
         let r = cmd.response(204, None);
-        assert_eq!(r.to_json(), json!({"topic": "org.eclipse.ditto/fancy-thing/things/twin/commands/modify",
-            "headers": {"correlation-id": "c-1"}, "path": "/attributes/location", "status": 204}));
-        let e = cmd.error_response(&crate::exceptions::things::thing_not_found("org.eclipse.ditto:fancy-thing"));
-        assert_eq!(e.topic.to_string(), "org.eclipse.ditto/fancy-thing/things/twin/errors");
+        assert_eq!(
+            r.to_json(),
+            json!({"topic": "org.eclipse.ditto/fancy-thing/things/twin/commands/modify",
+            "headers": {"correlation-id": "c-1"}, "path": "/attributes/location", "status": 204})
+        );
+        let e = cmd.error_response(&crate::exceptions::things::thing_not_found(
+            "org.eclipse.ditto:fancy-thing",
+        ));
+        assert_eq!(
+            e.topic.to_string(),
+            "org.eclipse.ditto/fancy-thing/things/twin/errors"
+        );
         assert_eq!(e.status, Some(404));
-        assert_eq!(e.signal().unwrap().to_string(), "things.responses:errorResponse");
+        assert_eq!(
+            e.signal().unwrap().to_string(),
+            "things.responses:errorResponse"
+        );
     }
 
     #[test]

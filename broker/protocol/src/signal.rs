@@ -444,11 +444,7 @@ pub fn classify(env: &Envelope) -> Result<SignalType, ProtocolError> {
 /// A required field of a value and the JSON type it must have.
 type FieldCheck = (&'static str, fn(&Value) -> bool);
 
-fn require_fields(
-    value: &Value,
-    signal: &str,
-    fields: &[FieldCheck],
-) -> Result<(), ProtocolError> {
+fn require_fields(value: &Value, signal: &str, fields: &[FieldCheck]) -> Result<(), ProtocolError> {
     for (field, is_type) in fields {
         match value.get(field) {
             Some(v) if is_type(v) => {}
@@ -679,8 +675,7 @@ fn message(env: &Envelope, subject: &str) -> Result<SignalType, ProtocolError> {
 }
 
 fn search(env: &Envelope, action: SearchAction) -> Result<SignalType, ProtocolError> {
-    let subscription_id: &[FieldCheck] =
-        &[("subscriptionId", Value::is_string)];
+    let subscription_id: &[FieldCheck] = &[("subscriptionId", Value::is_string)];
     let (kind, prefix, name) = match action {
         SearchAction::Subscribe => {
             if let Some(v) = &env.value {

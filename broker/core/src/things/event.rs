@@ -1,0 +1,145 @@
+//! Thing events: what a successful modify command changed. The one shape serves three uses:
+//! applied to the state ([`super::thing::ThingEntity::apply`]), stored in the journal
+//! ([`ThingEvent::encode`]), and published as a Ditto Protocol event ([`ThingEvent::to_envelope`]).
+
+use serde_json::{Map, Value};
+use twinwire_protocol::topic::{Channel, Criterion, EventAction, Group};
+use twinwire_protocol::{Envelope, Headers, JsonPointer, ThingId, Topic};
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ThingEvent {
+    pub action: EventAction,
+    pub path: JsonPointer,
+    /// The new value (created, modified), the patch (merged), or none (deleted).
+    pub value: Option<Value>,
+    pub revision: u64,
+    /// ISO-8601, millisecond precision.
+    pub timestamp: String,
+    /// A merge patch for `_metadata` from the `put-metadata` header.
+    pub metadata: Option<Value>,
+}
+
+/// Why a journal entry could not be read back as an event.
+#[derive(Debug, thiserror::Error)]
+#[error("journal entry of {entity} at revision {revision} is not a thing event: {reason}")]
+pub struct DecodeError {
+    pub entity: String,
+    pub revision: u64,
+    pub reason: String,
+}
+
+impl ThingEvent {
+    /// The Ditto Protocol event, `{ns}/{name}/things/twin/events/{action}`.
+    pub fn to_envelope(&self, id: &ThingId, headers: Headers) -> Envelope {
+        let topic = Topic {
+            namespace: id.namespace().to_owned(),
+            name: id.name().to_owned(),
+            group: Group::Things,
+            channel: Channel::Twin,
+            criterion: Criterion::Events(self.action),
+        };
+        let mut env = Envelope::new(topic, headers, self.path.clone());
+        env.value = self.value.clone();
+        env.revision = Some(self.revision);
+        env.timestamp = Some(self.timestamp.clone());
+        env
+    }
+
+    /// The journal's bytes for this event (the revision is the journal key, not repeated here).
+    pub fn encode(&self) -> Vec<u8> {
+        let mut obj = Map::new();
+        obj.insert("action".into(), Value::from(self.action.as_str()));
+        obj.insert("path".into(), Value::from(self.path.to_string()));
+        if let Some(v) = &self.value {
+            obj.insert("value".into(), v.clone());
+        }
+        obj.insert("timestamp".into(), Value::from(self.timestamp.as_str()));
+        if let Some(m) = &self.metadata {
+            obj.insert("metadata".into(), m.clone());
+        }
+        Value::Object(obj).to_string().into_bytes()
+    }
+
+    /// Reads an event back from the journal.
+    pub fn decode(entity: &str, revision: u64, data: &[u8]) -> Result<Self, DecodeError> {
+        let fail = |reason: String| DecodeError {
+            entity: entity.to_owned(),
+            revision,
+            reason,
+        };
+        let Value::Object(mut obj) =
+            serde_json::from_slice(data).map_err(|e| fail(e.to_string()))?
+        else {
+            return Err(fail("not an object".into()));
+        };
+        let action = match obj.get("action").and_then(Value::as_str) {
+            Some(a) => EventAction::ALL
+                .into_iter()
+                .find(|x| x.as_str() == a)
+                .ok_or_else(|| fail(format!("unknown action {a}")))?,
+            None => return Err(fail("no action".into())),
+        };
+        let path = obj
+            .get("path")
+            .and_then(Value::as_str)
+            .map(JsonPointer::parse)
+            .transpose()
+            .map_err(|e| fail(e.to_string()))?
+            .unwrap_or_default();
+        let timestamp = obj
+            .get("timestamp")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        Ok(ThingEvent {
+            action,
+            path,
+            value: obj.remove("value"),
+            revision,
+            timestamp,
+            metadata: obj.remove("metadata"),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn encodes_and_decodes() {
+        let e = ThingEvent {
+            action: EventAction::Merged,
+            path: JsonPointer::parse("/attributes/a~1b").unwrap(),
+            value: Some(json!({"x": null})),
+            revision: 7,
+            timestamp: "2026-01-01T00:00:00.000Z".into(),
+            metadata: None,
+        };
+        assert_eq!(ThingEvent::decode("thing:a:b", 7, &e.encode()).unwrap(), e);
+        assert!(ThingEvent::decode("thing:a:b", 7, b"garbage").is_err());
+    }
+
+    #[test]
+    fn publishes_as_a_ditto_event() {
+        let id = ThingId::parse("org.eclipse.ditto:fancy-thing").unwrap();
+        let e = ThingEvent {
+            action: EventAction::Modified,
+            path: JsonPointer::parse("/attributes/location").unwrap(),
+            value: Some(json!({"latitude": 44.673856})),
+            revision: 1,
+            timestamp: "2026-01-01T00:00:00.000Z".into(),
+            metadata: None,
+        };
+        let env = e.to_envelope(&id, Headers::new());
+        assert_eq!(
+            env.topic.to_string(),
+            "org.eclipse.ditto/fancy-thing/things/twin/events/modified"
+        );
+        assert_eq!(
+            env.signal().unwrap().to_string(),
+            "things.events:attributeModified"
+        );
+    }
+}

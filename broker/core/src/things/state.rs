@@ -1,0 +1,883 @@
+//! Shard state: applies one thing command to one thing entity and answers with what the command
+//! reads or the event it causes. Synchronous and pure (no I/O, no await, no clock: the caller
+//! passes the time), so every rule of the thing commands is tested here without a journal.
+
+use super::event::ThingEvent;
+use super::json;
+use super::thing::ThingEntity;
+use serde_json::{Map, Value};
+use twinwire_protocol::exceptions::things as exc;
+use twinwire_protocol::headers::{EntityTagMatchers, IfEqual};
+use twinwire_protocol::signal::{Resource, SignalKind, ThingResource};
+use twinwire_protocol::topic::{CommandAction, Criterion, EventAction};
+use twinwire_protocol::{DittoError, Envelope, JsonPointer, ProtocolError};
+
+/// A classified thing command: the envelope with its action and the resource its path addresses.
+#[derive(Debug, Clone, Copy)]
+pub struct Command<'a> {
+    pub envelope: &'a Envelope,
+    pub action: CommandAction,
+    pub resource: ThingResource,
+}
+
+impl<'a> Command<'a> {
+    /// Classifies a thing command envelope (a twin command with a thing resource).
+    pub fn from_envelope(envelope: &'a Envelope) -> Result<Self, DittoError> {
+        let signal = envelope.signal()?;
+        match (&envelope.topic.criterion, signal.resource) {
+            (Criterion::Commands(action), Some(Resource::Thing(resource)))
+                if signal.kind == SignalKind::Command =>
+            {
+                Ok(Command {
+                    envelope,
+                    action: *action,
+                    resource,
+                })
+            }
+            _ => Err(ProtocolError::UnknownSignal {
+                kind: "command",
+                name: signal.to_string(),
+            }
+            .into()),
+        }
+    }
+}
+
+/// What a command did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// A retrieve: answered with status 200 and this value.
+    Retrieved(Value),
+    /// A modify: answered with 201 and the value (created) or 204, and this event to apply.
+    Changed {
+        status: u16,
+        value: Option<Value>,
+        event: ThingEvent,
+    },
+}
+
+impl Outcome {
+    /// The Ditto Protocol response to the command this is the outcome of.
+    pub fn response_to(&self, command: &Envelope) -> Envelope {
+        match self {
+            Outcome::Retrieved(value) => command.response(200, Some(value.clone())),
+            Outcome::Changed { status, value, .. } => command.response(*status, value.clone()),
+        }
+    }
+}
+
+/// Handles one command against the entity as it is. `now` is the event timestamp to use.
+pub fn handle(entity: &ThingEntity, cmd: Command<'_>, now: &str) -> Result<Outcome, DittoError> {
+    check_preconditions(entity, cmd)?;
+    let id = entity.id.as_str();
+    let env = cmd.envelope;
+    let revision = entity.revision + 1;
+    let event = |action, value: Option<Value>| ThingEvent {
+        action,
+        path: env.path.clone(),
+        value,
+        revision,
+        timestamp: now.to_owned(),
+        metadata: put_metadata(env),
+    };
+    match cmd.action {
+        CommandAction::Retrieve => retrieve(entity, cmd).map(Outcome::Retrieved),
+        CommandAction::Create => {
+            if entity.exists() {
+                return Err(exc::thing_conflict(id));
+            }
+            let json = new_thing_json(entity, env.value.as_ref())?;
+            let value = Value::Object(json);
+            Ok(Outcome::Changed {
+                status: 201,
+                value: Some(value.clone()),
+                event: event(EventAction::Created, Some(value)),
+            })
+        }
+        CommandAction::Modify if cmd.resource == ThingResource::Thing => {
+            let mut json = new_thing_json(entity, env.value.as_ref())?;
+            match &entity.thing {
+                None => {
+                    let value = Value::Object(json);
+                    Ok(Outcome::Changed {
+                        status: 201,
+                        value: Some(value.clone()),
+                        event: event(EventAction::Created, Some(value)),
+                    })
+                }
+                Some(thing) => {
+                    if env.value.as_ref().and_then(|v| v.get("policyId")).is_none() {
+                        // A thing always has a policy: without one in the new JSON it keeps its own.
+                        if let Some(policy_id) = thing.policy_id() {
+                            json.insert("policyId".into(), Value::from(policy_id));
+                        }
+                    }
+                    if skip_requested(env)? && json == thing.json {
+                        return Err(exc::precondition_failed_equal());
+                    }
+                    Ok(Outcome::Changed {
+                        status: 204,
+                        value: None,
+                        event: event(EventAction::Modified, Some(Value::Object(json))),
+                    })
+                }
+            }
+        }
+        CommandAction::Modify => {
+            let thing = entity
+                .thing
+                .as_ref()
+                .ok_or_else(|| exc::thing_not_found(id))?;
+            require_feature(entity, cmd)?;
+            let value = env
+                .value
+                .clone()
+                .ok_or(ProtocolError::FieldMissing { field: "value" })?;
+            check_value(cmd.resource, &value)?;
+            let current = json::get_in(&thing.json, &env.path);
+            if skip_requested(env)? && current == Some(&value) {
+                return Err(exc::precondition_failed_equal());
+            }
+            if current.is_some() {
+                Ok(Outcome::Changed {
+                    status: 204,
+                    value: None,
+                    event: event(EventAction::Modified, Some(value)),
+                })
+            } else {
+                Ok(Outcome::Changed {
+                    status: 201,
+                    value: Some(value.clone()),
+                    event: event(EventAction::Created, Some(value)),
+                })
+            }
+        }
+        CommandAction::Merge => {
+            let thing = entity
+                .thing
+                .as_ref()
+                .ok_or_else(|| exc::thing_not_found(id))?;
+            let patch = env
+                .value
+                .clone()
+                .ok_or(ProtocolError::FieldMissing { field: "value" })?;
+            let mut result = thing.json.clone();
+            json::merge_at(&mut result, &env.path, &patch);
+            if skip_requested(env)? && result == thing.json {
+                return Err(exc::precondition_failed_equal());
+            }
+            validate_thing(entity, &Value::Object(result))?;
+            Ok(Outcome::Changed {
+                status: 204,
+                value: None,
+                event: event(EventAction::Merged, Some(patch)),
+            })
+        }
+        CommandAction::Delete => {
+            let thing = entity
+                .thing
+                .as_ref()
+                .ok_or_else(|| exc::thing_not_found(id))?;
+            if cmd.resource != ThingResource::Thing {
+                require_feature(entity, cmd)?;
+                if json::get_in(&thing.json, &env.path).is_none() {
+                    return Err(not_found(entity, cmd));
+                }
+            }
+            Ok(Outcome::Changed {
+                status: 204,
+                value: None,
+                event: event(EventAction::Deleted, None),
+            })
+        }
+        CommandAction::Migrate => Err(ProtocolError::UnknownSignal {
+            kind: "command",
+            name: "migrateThingDefinition (WoT thing model migration is not supported)".into(),
+        }
+        .into()),
+    }
+}
+
+/// `if-match`, then `if-none-match` (RFC 7232 with the thing's `"rev:N"` entity tag), then the
+/// RQL `condition`, in the order Ditto evaluates them.
+fn check_preconditions(entity: &ThingEntity, cmd: Command<'_>) -> Result<(), DittoError> {
+    let headers = &cmd.envelope.headers;
+    let etag = entity.etag();
+    let exists = entity.exists();
+    let matches = |m: &EntityTagMatchers| match m {
+        EntityTagMatchers::Any => exists,
+        // Strong comparison: a weak tag never matches for a precondition on a modify.
+        EntityTagMatchers::Tags(tags) => {
+            exists
+                && tags
+                    .iter()
+                    .any(|t| !t.weak && format!("\"{}\"", t.opaque) == etag)
+        }
+    };
+    let raw = |name: &str| {
+        headers
+            .get_str(name)
+            .map(|v| v.into_owned())
+            .unwrap_or_default()
+    };
+    if let Some(m) = headers.if_match()? {
+        if !matches(&m) {
+            return Err(exc::precondition_failed(
+                "if-match",
+                &raw("if-match"),
+                &etag,
+            ));
+        }
+    }
+    if let Some(m) = headers.if_none_match()? {
+        if matches(&m) {
+            return Err(if cmd.action == CommandAction::Retrieve {
+                exc::precondition_not_modified(&raw("if-none-match"), &etag)
+            } else {
+                exc::precondition_failed("if-none-match", &raw("if-none-match"), &etag)
+            });
+        }
+    }
+    if let Some(condition) = headers.condition()? {
+        let thing = entity
+            .thing
+            .as_ref()
+            .ok_or_else(|| exc::thing_not_found(entity.id.as_str()))?;
+        if !condition_holds(condition, &thing.to_json(entity.revision, true))? {
+            return Err(exc::condition_failed());
+        }
+    }
+    Ok(())
+}
+
+/// Evaluates the RQL `condition` header against the thing's JSON.
+fn condition_holds(condition: &str, _thing: &Value) -> Result<bool, DittoError> {
+    Err(exc::condition_invalid(
+        condition,
+        "RQL conditions are not wired yet.",
+    ))
+}
+
+/// Whether `if-equal` asks to refuse a change to what is already there (`skip`, and
+/// `skip-minimizing-merge`, which twinwire treats as `skip`).
+fn skip_requested(env: &Envelope) -> Result<bool, DittoError> {
+    Ok(env.headers.if_equal()? != IfEqual::Update)
+}
+
+/// The `put-metadata` header as a merge patch for `_metadata`: each `{key, value}` sets the
+/// metadata at the command's path joined with the key.
+fn put_metadata(env: &Envelope) -> Option<Value> {
+    let entries = env.headers.put_metadata().ok().flatten()?;
+    let mut patch = Map::new();
+    for entry in entries {
+        let Some(key) = entry.get("key").and_then(Value::as_str) else {
+            continue;
+        };
+        let Ok(relative) = JsonPointer::parse(
+            if key.starts_with('/') {
+                key.to_owned()
+            } else {
+                format!("/{key}")
+            }
+            .as_str(),
+        ) else {
+            continue;
+        };
+        let pointer = env.path.join(&relative);
+        if pointer.is_root() {
+            continue;
+        }
+        json::set(
+            &mut patch,
+            &pointer,
+            entry.get("value").cloned().unwrap_or(Value::Null),
+        );
+    }
+    (!patch.is_empty()).then_some(Value::Object(patch))
+}
+
+/// The JSON of a thing created or replaced by `value`: the topic's thing ID first (one in the
+/// JSON must equal it), the policy ID (the thing's own ID when none is given, as Ditto's default
+/// policy has), then the rest; fields starting with `_` are not part of a thing's JSON.
+fn new_thing_json(
+    entity: &ThingEntity,
+    value: Option<&Value>,
+) -> Result<Map<String, Value>, DittoError> {
+    let given = value
+        .and_then(Value::as_object)
+        .ok_or(ProtocolError::ValueType {
+            signal: "thing".into(),
+            expected: "a JSON object",
+        })?;
+    if let Some(id) = given.get("thingId") {
+        if id.as_str() != Some(entity.id.as_str()) {
+            return Err(exc::id_not_settable_in_protocol());
+        }
+    }
+    let mut json = Map::new();
+    json.insert("thingId".into(), Value::from(entity.id.as_str()));
+    let policy_id = given
+        .get("policyId")
+        .cloned()
+        .unwrap_or_else(|| Value::from(entity.id.as_str()));
+    json.insert("policyId".into(), policy_id);
+    for (k, v) in given {
+        if k != "thingId" && k != "policyId" && !k.starts_with('_') {
+            json.insert(k.clone(), v.clone());
+        }
+    }
+    validate_thing(entity, &Value::Object(json.clone()))?;
+    Ok(json)
+}
+
+/// Checks the structure a thing must have (docs/basic-thing.md, basic-feature.md).
+fn validate_thing(entity: &ThingEntity, thing: &Value) -> Result<(), DittoError> {
+    let invalid = |expected| -> DittoError {
+        ProtocolError::ValueType {
+            signal: "thing".into(),
+            expected,
+        }
+        .into()
+    };
+    let obj = thing.as_object().ok_or_else(|| invalid("a JSON object"))?;
+    if obj.get("thingId").and_then(Value::as_str) != Some(entity.id.as_str()) {
+        return Err(exc::id_not_settable_in_protocol());
+    }
+    match obj.get("policyId") {
+        Some(Value::String(p)) => {
+            twinwire_protocol::id::parse_policy_id(p)?;
+        }
+        None => return Err(exc::policy_id_not_deletable()),
+        Some(_) => return Err(invalid("a thing whose policyId is a string")),
+    }
+    if let Some(d) = obj.get("definition") {
+        check_value(ThingResource::Definition, d)?;
+    }
+    if let Some(a) = obj.get("attributes") {
+        check_value(ThingResource::Attributes, a)?;
+    }
+    if let Some(f) = obj.get("features") {
+        check_value(ThingResource::Features, f)?;
+    }
+    Ok(())
+}
+
+/// Checks a value against the resource it is written to, deeper than the protocol check does.
+fn check_value(resource: ThingResource, value: &Value) -> Result<(), DittoError> {
+    let invalid = |expected| -> DittoError {
+        ProtocolError::ValueType {
+            signal: resource.name().into(),
+            expected,
+        }
+        .into()
+    };
+    match resource {
+        ThingResource::Attributes
+        | ThingResource::FeatureProperties
+        | ThingResource::FeatureDesiredProperties => {
+            if !value.is_object() {
+                return Err(invalid("a JSON object"));
+            }
+        }
+        ThingResource::Features => {
+            let features = value
+                .as_object()
+                .ok_or_else(|| invalid("a JSON object of features"))?;
+            for feature in features.values() {
+                check_value(ThingResource::Feature, feature)?;
+            }
+        }
+        ThingResource::Feature => {
+            let feature = value.as_object().ok_or_else(|| invalid("a JSON object"))?;
+            if let Some(d) = feature.get("definition") {
+                check_value(ThingResource::FeatureDefinition, d)?;
+            }
+            for key in ["properties", "desiredProperties"] {
+                if feature.get(key).is_some_and(|p| !p.is_object()) {
+                    return Err(invalid("a feature whose properties are JSON objects"));
+                }
+            }
+        }
+        ThingResource::FeatureDefinition => {
+            let ids = value
+                .as_array()
+                .ok_or_else(|| invalid("an array of definition identifiers"))?;
+            if ids.is_empty() {
+                return Err(exc::feature_definition_empty());
+            }
+            for id in ids {
+                match id.as_str() {
+                    Some(s) if is_definition_identifier(s) => {}
+                    _ => return Err(exc::feature_definition_identifier_invalid(&id.to_string())),
+                }
+            }
+        }
+        ThingResource::Definition => {
+            if !(value.is_null() || value.as_str().is_some_and(is_definition_identifier)) {
+                return Err(invalid(
+                    "a definition identifier (namespace:name:version or a URL) or null",
+                ));
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// `namespace:name:version` or an http(s) URL, as Ditto's definition identifiers.
+fn is_definition_identifier(s: &str) -> bool {
+    if s.starts_with("http://") || s.starts_with("https://") {
+        return s.len() > "https://".len() && !s.contains(char::is_whitespace);
+    }
+    let parts: Vec<&str> = s.split(':').collect();
+    parts.len() == 3
+        && twinwire_protocol::id::is_valid_namespace(parts[0])
+        && !parts[0].is_empty()
+        && parts[1..].iter().all(|p| {
+            !p.is_empty()
+                && p.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
+        })
+}
+
+/// The feature a feature sub-resource belongs to must exist.
+fn require_feature(entity: &ThingEntity, cmd: Command<'_>) -> Result<(), DittoError> {
+    use ThingResource::*;
+    if !matches!(
+        cmd.resource,
+        FeatureDefinition
+            | FeatureProperties
+            | FeatureProperty
+            | FeatureDesiredProperties
+            | FeatureDesiredProperty
+    ) {
+        return Ok(());
+    }
+    let feature_id = cmd
+        .envelope
+        .path
+        .segments()
+        .get(1)
+        .map(String::as_str)
+        .unwrap_or_default();
+    let exists = entity
+        .thing
+        .as_ref()
+        .and_then(|t| t.json.get("features"))
+        .and_then(|f| f.get(feature_id))
+        .is_some();
+    if exists {
+        Ok(())
+    } else {
+        Err(exc::feature_not_found(entity.id.as_str(), feature_id))
+    }
+}
+
+fn retrieve(entity: &ThingEntity, cmd: Command<'_>) -> Result<Value, DittoError> {
+    let id = entity.id.as_str();
+    let thing = entity
+        .thing
+        .as_ref()
+        .ok_or_else(|| exc::thing_not_found(id))?;
+    let env = cmd.envelope;
+    let fields = env.fields.as_deref().map(json::selector_pointers);
+    if cmd.resource == ThingResource::Thing {
+        let wants_special = fields.as_ref().is_some_and(|f| {
+            f.iter()
+                .any(|p| p.first().is_some_and(|k| k.starts_with('_')))
+        });
+        let whole = thing.to_json(entity.revision, wants_special);
+        return Ok(match &fields {
+            Some(f) => json::select(&whole, f),
+            None => whole,
+        });
+    }
+    require_feature(entity, cmd)?;
+    let value = json::get_in(&thing.json, &env.path).ok_or_else(|| not_found(entity, cmd))?;
+    Ok(match &fields {
+        Some(f) if value.is_object() => json::select(value, f),
+        _ => value.clone(),
+    })
+}
+
+/// The not-found error of the resource a command addresses.
+fn not_found(entity: &ThingEntity, cmd: Command<'_>) -> DittoError {
+    let id = entity.id.as_str();
+    let path = &cmd.envelope.path;
+    let feature = path
+        .segments()
+        .get(1)
+        .map(String::as_str)
+        .unwrap_or_default();
+    let rest = |skip| path.skip(skip).to_string();
+    match cmd.resource {
+        ThingResource::Thing | ThingResource::PolicyId => exc::thing_not_found(id),
+        ThingResource::Definition => exc::thing_definition_not_found(id),
+        ThingResource::Attributes => exc::attributes_not_found(id),
+        ThingResource::Attribute => exc::attribute_not_found(id, &rest(1)),
+        ThingResource::Features => exc::features_not_found(id),
+        ThingResource::Feature => exc::feature_not_found(id, feature),
+        ThingResource::FeatureDefinition => exc::feature_definition_not_found(id, feature),
+        ThingResource::FeatureProperties => exc::feature_properties_not_found(id, feature),
+        ThingResource::FeatureProperty => exc::feature_property_not_found(id, feature, &rest(3)),
+        ThingResource::FeatureDesiredProperties => {
+            exc::feature_desired_properties_not_found(id, feature)
+        }
+        ThingResource::FeatureDesiredProperty => {
+            exc::feature_desired_property_not_found(id, feature, &rest(3))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use twinwire_protocol::ThingId;
+
+    const NOW: &str = "2026-11-22T10:00:00.000Z";
+    const T: &str = "org.eclipse.ditto/fancy-thing/things/twin/commands";
+
+    fn entity() -> ThingEntity {
+        ThingEntity::new(ThingId::parse("org.eclipse.ditto:fancy-thing").unwrap())
+    }
+
+    fn cmd(action: &str, path: &str, value: Option<Value>, headers: Value) -> Envelope {
+        let mut v = json!({"topic": format!("{T}/{action}"), "headers": headers, "path": path});
+        if let Some(value) = value {
+            v["value"] = value;
+        }
+        Envelope::from_json(v).unwrap()
+    }
+
+    /// Runs a command, applying its event; the response or error response as JSON.
+    fn run(entity: &mut ThingEntity, env: &Envelope) -> Value {
+        match Command::from_envelope(env).and_then(|c| handle(entity, c, NOW)) {
+            Ok(outcome) => {
+                if let Outcome::Changed { event, .. } = &outcome {
+                    entity.apply(event);
+                }
+                outcome.response_to(env).to_json()
+            }
+            Err(e) => env.error_response(&e).to_json(),
+        }
+    }
+
+    fn created() -> ThingEntity {
+        let mut e = entity();
+        let thing = json!({"attributes": {"location": "kitchen", "model": "x1", "n": 1},
+            "features": {"lamp": {"properties": {"on": true, "color": {"r": 1, "g": 2}}}}});
+        assert_eq!(
+            run(&mut e, &cmd("create", "/", Some(thing), json!({})))["status"],
+            201
+        );
+        e
+    }
+
+    #[test]
+    fn create_fills_in_ids_and_refuses_a_second_create_or_a_foreign_id() {
+        let mut e = created();
+        let thing = &e.thing.as_ref().unwrap().json;
+        assert_eq!(thing["thingId"], "org.eclipse.ditto:fancy-thing");
+        assert_eq!(
+            thing["policyId"], "org.eclipse.ditto:fancy-thing",
+            "default policy has the thing's ID"
+        );
+        let again = run(&mut e, &cmd("create", "/", Some(json!({})), json!({})));
+        assert_eq!(
+            (again["status"].clone(), again["value"]["error"].clone()),
+            (json!(409), json!("things:thing.conflict"))
+        );
+        let mut fresh = entity();
+        let foreign = run(
+            &mut fresh,
+            &cmd("create", "/", Some(json!({"thingId": "a:b"})), json!({})),
+        );
+        assert_eq!(foreign["value"]["error"], "things:id.notsettable");
+        assert!(!fresh.exists());
+    }
+
+    #[test]
+    fn field_selectors_select_and_add_underscore_fields() {
+        let mut e = created();
+        let mut env = cmd("retrieve", "/", None, json!({}));
+        env.fields = Some("thingId,attributes(location,n),_revision,_created".into());
+        let r = run(&mut e, &env);
+        assert_eq!(
+            r["value"],
+            json!({"thingId": "org.eclipse.ditto:fancy-thing", "attributes": {"location": "kitchen", "n": 1},
+                "_revision": 1, "_created": NOW})
+        );
+        let mut env = cmd("retrieve", "/features/lamp/properties", None, json!({}));
+        env.fields = Some("color/r".into());
+        assert_eq!(run(&mut e, &env)["value"], json!({"color": {"r": 1}}));
+    }
+
+    #[test]
+    fn not_found_errors_name_the_resource() {
+        let mut e = created();
+        let code = |e: &mut ThingEntity, action: &str, path: &str| {
+            run(e, &cmd(action, path, None, json!({})))["value"]["error"].clone()
+        };
+        assert_eq!(
+            code(&mut e, "retrieve", "/attributes/nope/deeper"),
+            "things:attribute.notfound"
+        );
+        assert_eq!(
+            code(&mut e, "delete", "/features/none"),
+            "things:feature.notfound"
+        );
+        assert_eq!(
+            code(&mut e, "retrieve", "/features/none/properties/x"),
+            "things:feature.notfound"
+        );
+        assert_eq!(
+            code(&mut e, "retrieve", "/features/lamp/properties/none"),
+            "things:feature.property.notfound"
+        );
+        assert_eq!(
+            code(&mut e, "retrieve", "/features/lamp/desiredProperties"),
+            "things:feature.desiredProperties.notfound"
+        );
+        assert_eq!(
+            code(&mut e, "retrieve", "/definition"),
+            "things:definition.notfound"
+        );
+        let r = run(
+            &mut e,
+            &cmd("retrieve", "/attributes/nope", None, json!({})),
+        );
+        assert_eq!(r["value"]["message"], "The attribute with key '/nope' on the thing with ID 'org.eclipse.ditto:fancy-thing' could not be found or the requester had insufficient permissions to access it.");
+        let mut none = entity();
+        assert_eq!(
+            code(&mut none, "retrieve", "/attributes"),
+            "things:thing.notfound"
+        );
+        assert_eq!(code(&mut none, "merge", "/"), "json.field.missing");
+        let merge = run(
+            &mut none,
+            &cmd("merge", "/attributes", Some(json!({})), json!({})),
+        );
+        assert_eq!(merge["value"]["error"], "things:thing.notfound");
+    }
+
+    #[test]
+    fn modify_answers_created_or_modified_and_merge_deletes_with_null() {
+        let mut e = created();
+        let r = run(
+            &mut e,
+            &cmd("modify", "/attributes/new/deep", Some(json!(5)), json!({})),
+        );
+        assert_eq!(
+            (r["status"].clone(), r["value"].clone()),
+            (json!(201), json!(5))
+        );
+        let r = run(
+            &mut e,
+            &cmd("modify", "/attributes/new/deep", Some(json!(6)), json!({})),
+        );
+        assert_eq!((r["status"].clone(), r.get("value")), (json!(204), None));
+        run(
+            &mut e,
+            &cmd(
+                "merge",
+                "/attributes",
+                Some(json!({"model": null, "n": 2})),
+                json!({}),
+            ),
+        );
+        let attrs = run(&mut e, &cmd("retrieve", "/attributes", None, json!({})))["value"].clone();
+        assert_eq!(
+            attrs,
+            json!({"location": "kitchen", "n": 2, "new": {"deep": 6}})
+        );
+        run(
+            &mut e,
+            &cmd(
+                "merge",
+                "/features/lamp/properties/color",
+                Some(Value::Null),
+                json!({}),
+            ),
+        );
+        let lamp =
+            run(&mut e, &cmd("retrieve", "/features/lamp", None, json!({})))["value"].clone();
+        assert_eq!(lamp, json!({"properties": {"on": true}}));
+        assert_eq!(e.revision, 5);
+    }
+
+    #[test]
+    fn revisions_go_on_across_delete_and_recreate() {
+        let mut e = created();
+        assert_eq!(
+            run(&mut e, &cmd("delete", "/", None, json!({})))["status"],
+            204
+        );
+        assert!(!e.exists());
+        assert_eq!(
+            run(&mut e, &cmd("retrieve", "/", None, json!({})))["value"]["error"],
+            "things:thing.notfound"
+        );
+        assert_eq!(
+            run(&mut e, &cmd("modify", "/", Some(json!({})), json!({})))["status"],
+            201
+        );
+        assert_eq!(e.revision, 3);
+    }
+
+    #[test]
+    fn entity_tags_guard_changes() {
+        let mut e = created(); // revision 1
+        let r = run(
+            &mut e,
+            &cmd(
+                "modify",
+                "/attributes/n",
+                Some(json!(2)),
+                json!({"if-match": "\"rev:7\""}),
+            ),
+        );
+        assert_eq!(
+            (r["status"].clone(), r["value"]["error"].clone()),
+            (json!(412), json!("things:precondition.failed"))
+        );
+        assert_eq!(r["value"]["message"], "The comparison of precondition header 'if-match' for the requested Thing resource evaluated to false. Header value: '\"rev:7\"', actual entity-tag: '\"rev:1\"'.");
+        let r = run(
+            &mut e,
+            &cmd(
+                "modify",
+                "/attributes/n",
+                Some(json!(2)),
+                json!({"if-match": "\"rev:1\""}),
+            ),
+        );
+        assert_eq!(r["status"], 204);
+        let r = run(
+            &mut e,
+            &cmd("retrieve", "/", None, json!({"if-none-match": "\"rev:2\""})),
+        );
+        assert_eq!(
+            (r["status"].clone(), r["value"]["error"].clone()),
+            (json!(304), json!("things:precondition.notmodified"))
+        );
+        let r = run(
+            &mut e,
+            &cmd(
+                "create",
+                "/",
+                Some(json!({})),
+                json!({"if-none-match": "*"}),
+            ),
+        );
+        assert_eq!(r["value"]["error"], "things:precondition.failed");
+        let mut none = entity();
+        let r = run(
+            &mut none,
+            &cmd("modify", "/", Some(json!({})), json!({"if-match": "*"})),
+        );
+        assert_eq!(r["value"]["error"], "things:precondition.failed");
+        let r = run(
+            &mut none,
+            &cmd(
+                "modify",
+                "/",
+                Some(json!({})),
+                json!({"if-none-match": "*"}),
+            ),
+        );
+        assert_eq!(r["status"], 201);
+    }
+
+    #[test]
+    fn if_equal_skip_refuses_a_change_to_the_same_value() {
+        let mut e = created();
+        let skip = json!({"if-equal": "skip"});
+        let r = run(
+            &mut e,
+            &cmd(
+                "modify",
+                "/attributes/location",
+                Some(json!("kitchen")),
+                skip.clone(),
+            ),
+        );
+        assert_eq!(
+            (r["status"].clone(), r["value"]["error"].clone()),
+            (json!(412), json!("things:precondition.failed"))
+        );
+        let r = run(
+            &mut e,
+            &cmd("merge", "/attributes", Some(json!({"n": 1})), skip.clone()),
+        );
+        assert_eq!(r["status"], 412);
+        assert_eq!(
+            run(
+                &mut e,
+                &cmd("modify", "/attributes/location", Some(json!("hall")), skip)
+            )["status"],
+            204
+        );
+        assert_eq!(
+            run(
+                &mut e,
+                &cmd(
+                    "modify",
+                    "/attributes/location",
+                    Some(json!("hall")),
+                    json!({})
+                )
+            )["status"],
+            204
+        );
+        assert_eq!(e.revision, 3);
+    }
+
+    #[test]
+    fn put_metadata_lands_in_metadata() {
+        let mut e = created();
+        let headers = json!({"put-metadata": [{"key": "/unit", "value": "celsius"}]});
+        run(
+            &mut e,
+            &cmd(
+                "modify",
+                "/features/lamp/properties/temp",
+                Some(json!(21)),
+                headers,
+            ),
+        );
+        let mut env = cmd("retrieve", "/", None, json!({}));
+        env.fields = Some("_metadata".into());
+        assert_eq!(
+            run(&mut e, &env)["value"],
+            json!({"_metadata": {"features": {"lamp": {"properties": {"temp": {"unit": "celsius"}}}}}})
+        );
+    }
+
+    #[test]
+    fn values_are_checked_against_their_resource() {
+        let mut e = created();
+        let code = |e: &mut ThingEntity, path: &str, v: Value| {
+            run(e, &cmd("modify", path, Some(v), json!({})))["value"]["error"].clone()
+        };
+        assert_eq!(
+            code(&mut e, "/features/lamp/definition", json!(["not an id"])),
+            "things:feature.definition.identifier.invalid"
+        );
+        assert_eq!(
+            code(&mut e, "/features", json!({"f": 1})),
+            "json.format.invalid"
+        );
+        assert_eq!(
+            code(&mut e, "/definition", json!("nope")),
+            "json.format.invalid"
+        );
+        assert_eq!(
+            run(
+                &mut e,
+                &cmd("merge", "/", Some(json!({"policyId": null})), json!({}))
+            )["value"]["error"],
+            "things:policyId.notdeletable"
+        );
+        assert_eq!(e.revision, 1, "nothing was applied");
+    }
+}
