@@ -19,8 +19,9 @@ pub struct DittoError {
     pub message: Option<String>,
     pub description: Option<String>,
     pub href: Option<String>,
-    /// Additional error information (the schema's `additionalProperties`), kept for round trips.
-    pub extra: Map<String, Value>,
+    /// Additional error information (the schema's `additionalProperties`), kept for round
+    /// trips. Boxed because it is rare and errors travel in every `Result` of the hot path.
+    pub extra: Option<Box<Map<String, Value>>>,
 }
 
 impl DittoError {
@@ -36,12 +37,20 @@ impl DittoError {
             message: Some(message.into()),
             description: None,
             href: None,
-            extra: Map::new(),
+            extra: None,
         }
     }
 
     pub fn with_description(mut self, description: impl Into<String>) -> Self {
         self.description = Some(description.into());
+        self
+    }
+
+    /// Adds a field beyond the standard ones (the schema's additional error information).
+    pub fn with_extra(mut self, key: impl Into<String>, value: Value) -> Self {
+        self.extra
+            .get_or_insert_with(Default::default)
+            .insert(key.into(), value);
         self
     }
 
@@ -106,7 +115,7 @@ impl DittoError {
             message: text("message")?,
             description: text("description")?,
             href: text("href")?,
-            extra,
+            extra: (!extra.is_empty()).then(|| Box::new(extra)),
         })
     }
 
@@ -124,7 +133,7 @@ impl DittoError {
         if let Some(h) = &self.href {
             obj.insert("href".into(), Value::from(h.as_str()));
         }
-        for (k, v) in &self.extra {
+        for (k, v) in self.extra.iter().flat_map(|e| e.iter()) {
             obj.insert(k.clone(), v.clone());
         }
         Value::Object(obj)

@@ -30,9 +30,7 @@ pub fn get_mut<'m>(
 /// Sets `new` at `pointer` (not the root) inside `root`, creating missing or non-object
 /// intermediate objects. Returns the value that was there.
 pub fn set(root: &mut Map<String, Value>, pointer: &JsonPointer, new: Value) -> Option<Value> {
-    let Some((last, parents)) = pointer.segments().split_last() else {
-        return None;
-    };
+    let (last, parents) = pointer.segments().split_last()?;
     let mut map = root;
     for key in parents {
         let slot = map

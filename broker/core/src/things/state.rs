@@ -49,10 +49,11 @@ pub enum Outcome {
     /// A retrieve: answered with status 200 and this value.
     Retrieved(Value),
     /// A modify: answered with 201 and the value (created) or 204, and this event to apply.
+    /// The event is boxed: it is the large variant, and retrieves need not carry its room.
     Changed {
         status: u16,
         value: Option<Value>,
-        event: ThingEvent,
+        event: Box<ThingEvent>,
     },
 }
 
@@ -72,13 +73,15 @@ pub fn handle(entity: &ThingEntity, cmd: Command<'_>, now: &str) -> Result<Outco
     let id = entity.id.as_str();
     let env = cmd.envelope;
     let revision = entity.revision + 1;
-    let event = |action, value: Option<Value>| ThingEvent {
-        action,
-        path: env.path.clone(),
-        value,
-        revision,
-        timestamp: now.to_owned(),
-        metadata: put_metadata(env),
+    let event = |action, value: Option<Value>| {
+        Box::new(ThingEvent {
+            action,
+            path: env.path.clone(),
+            value,
+            revision,
+            timestamp: now.to_owned(),
+            metadata: put_metadata(env),
+        })
     };
     match cmd.action {
         CommandAction::Retrieve => retrieve(entity, cmd).map(Outcome::Retrieved),
@@ -374,10 +377,10 @@ fn check_value(resource: ThingResource, value: &Value) -> Result<(), DittoError>
     match resource {
         ThingResource::Attributes
         | ThingResource::FeatureProperties
-        | ThingResource::FeatureDesiredProperties => {
-            if !value.is_object() {
-                return Err(invalid("a JSON object"));
-            }
+        | ThingResource::FeatureDesiredProperties
+            if !value.is_object() =>
+        {
+            return Err(invalid("a JSON object"));
         }
         ThingResource::Features => {
             let features = value
@@ -412,12 +415,12 @@ fn check_value(resource: ThingResource, value: &Value) -> Result<(), DittoError>
                 }
             }
         }
-        ThingResource::Definition => {
-            if !(value.is_null() || value.as_str().is_some_and(is_definition_identifier)) {
-                return Err(invalid(
-                    "a definition identifier (namespace:name:version or a URL) or null",
-                ));
-            }
+        ThingResource::Definition
+            if !(value.is_null() || value.as_str().is_some_and(is_definition_identifier)) =>
+        {
+            return Err(invalid(
+                "a definition identifier (namespace:name:version or a URL) or null",
+            ));
         }
         _ => {}
     }

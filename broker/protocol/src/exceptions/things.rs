@@ -220,17 +220,16 @@ pub fn features_not_modifiable(thing_id: &str) -> DittoError {
 /// The reference carries the documentation link as `url`, not `href` (Ditto's Java and
 /// `policies:id.invalid` say `href`); it is kept as `url` so the error matches the reference.
 pub fn id_invalid(thing_id: &str) -> DittoError {
-    let mut e = err(
+    err(
         400,
         "things:id.invalid",
         format!("Thing ID '{thing_id}' is not valid!"),
         "It must conform to the namespaced entity ID notation (see Ditto documentation)",
-    );
-    e.extra.insert(
-        "url".into(),
+    )
+    .with_extra(
+        "url",
         Value::from("https://www.eclipse.dev/ditto/basic-namespaces-and-names.html#namespaced-id"),
-    );
-    e
+    )
 }
 
 pub fn id_not_deletable() -> DittoError {
