@@ -5,7 +5,7 @@
 //! a mock of the disk. The crash test (a killed writer process) is in journal_crash.rs.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::Duration;
 use twinwire_core::journal::{
     recover, Durable, EventStore, Journal, JournalConfig, JournalError, RedbStore, StoredEvent,
@@ -69,9 +69,10 @@ impl CountingStore {
 
 impl EventStore for CountingStore {
     fn append(&self, events: &[StoredEvent], snaps: &[StoredSnapshot]) -> Result<(), JournalError> {
+        // A poisoned lock only means another test thread panicked; the count is still good.
         self.batches
             .lock()
-            .expect("lock")
+            .unwrap_or_else(PoisonError::into_inner)
             .push(events.len() + snaps.len());
         self.inner.append(events, snaps)
     }
@@ -174,9 +175,12 @@ impl GatedStore {
 impl EventStore for GatedStore {
     fn append(&self, events: &[StoredEvent], snaps: &[StoredSnapshot]) -> Result<(), JournalError> {
         self.entered.fetch_add(1, Ordering::SeqCst);
-        let mut open = self.open.lock().expect("lock");
+        let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
         while !*open {
-            let (guard, _) = self.opened.wait_timeout(open, TEST_TIMEOUT).expect("lock");
+            let (guard, _) = self
+                .opened
+                .wait_timeout(open, TEST_TIMEOUT)
+                .unwrap_or_else(PoisonError::into_inner);
             open = guard;
         }
         drop(open);
@@ -255,6 +259,42 @@ fn store_reads_events_snapshots_and_revisions() {
 }
 
 #[test]
+fn revision_at_finds_the_last_event_at_or_before_a_time() {
+    let dir = temp_dir();
+    let store = RedbStore::open(dir.path()).expect("open");
+    // Non-decreasing with repeats, as a shard stamps commands that arrive within one millisecond.
+    let time = |revision: u64| (revision / 3) as i64 * 10;
+    let events: Vec<_> = (1..=1000).map(|r| build_event(A, r, time(r))).collect();
+    store.append(&events, &[]).expect("append");
+    for t in [-1, 0, 1, 9, 10, 15, 20, 1234, 3329, 3330, 3333, 99_999] {
+        let expected = events
+            .iter()
+            .filter(|e| e.timestamp_millis <= t)
+            .map(|e| e.revision)
+            .max();
+        assert_eq!(store.revision_at(A, t).expect("at"), expected, "at {t}");
+    }
+    // A single event, and an entity whose history starts later (older events pruned).
+    store
+        .append(&[build_event(AB, 1, 50)], &[])
+        .expect("append");
+    assert_eq!(store.revision_at(AB, 49).expect("at"), None);
+    assert_eq!(store.revision_at(AB, 50).expect("at"), Some(1));
+    let c = "thing:org.eclipse.ditto:c";
+    let later = [7, 8, 9, 12, 13].map(|r| build_event(c, r, r as i64));
+    store.append(&later, &[]).expect("append");
+    for (t, expected) in [
+        (6, None),
+        (7, Some(7)),
+        (11, Some(9)),
+        (12, Some(12)),
+        (20, Some(13)),
+    ] {
+        assert_eq!(store.revision_at(c, t).expect("at"), expected, "at {t}");
+    }
+}
+
+#[test]
 fn a_stored_revision_is_never_overwritten_and_the_append_is_all_or_nothing() {
     let dir = temp_dir();
     let store = RedbStore::open(dir.path()).expect("open");
@@ -299,7 +339,7 @@ fn recovery_replays_from_the_snapshot_and_refuses_gaps() {
     assert_eq!(revisions(&at_three.events), [1, 2, 3]);
 
     let nothing = recover(&store, "thing:x:none", u64::MAX).expect("recover");
-    assert_eq!((nothing.snapshot, nothing.revision()), (None, 0));
+    assert_eq!((nothing.revision(), nothing.snapshot), (0, None));
 
     store
         .append(&[build_event(AB, 1, 1), build_event(AB, 3, 3)], &[])
@@ -355,6 +395,16 @@ fn durable_is_send_and_unpin() {
     assert_send_unpin::<Durable>();
     fn assert_clone_send_sync<T: Clone + Send + Sync + 'static>() {}
     assert_clone_send_sync::<Journal>();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ready_and_spawned_durables_resolve_with_their_outcome() {
+    bounded(Durable::ok()).await.expect("ok");
+    bounded(Durable::spawn(async { Ok(()) })).await.expect("ok");
+    let error = bounded(Durable::spawn(async { Err(JournalError::Closed) }))
+        .await
+        .expect_err("the spawned outcome");
+    assert!(matches!(error, JournalError::Closed), "{error:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -213,6 +213,13 @@ pub enum ProtocolError {
     },
     #[error("The status <{status}> is not a valid HTTP status code.")]
     StatusInvalid { status: String },
+    /// An RQL expression (condition, filter) that does not parse; `position` counts characters
+    /// from 0.
+    #[error("Invalid RQL at position {position}: {kind}")]
+    RqlInvalid {
+        position: usize,
+        kind: crate::rql::RqlErrorKind,
+    },
 }
 
 impl ProtocolError {
@@ -250,6 +257,7 @@ impl ProtocolError {
             ProtocolError::HeaderInvalid { .. } => "header.invalid",
             ProtocolError::TimeoutInvalid { .. } => "timeout.invalid",
             ProtocolError::FieldSelectorInvalid { .. } => "json.fieldselector.invalid",
+            ProtocolError::RqlInvalid { .. } => "rql.expression.invalid",
         }
     }
 
@@ -293,6 +301,9 @@ impl ProtocolError {
             | ProtocolError::StatusInvalid { .. } => {
                 Cow::Borrowed("Check if the JSON fields of the message have the types the Ditto Protocol requires.")
             }
+            ProtocolError::RqlInvalid { .. } => Cow::Borrowed(
+                "Ensure that all opening parentheses have also closing ones and that the RQL expression is valid.",
+            ),
         }
     }
 

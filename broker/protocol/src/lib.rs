@@ -9,6 +9,7 @@
 //! - [`error`]: Ditto errors (status, code, message, description) and [`ProtocolError`].
 //! - [`exceptions`]: the Ditto exceptions of the reference, as typed constructors.
 //! - [`acks`]: acknowledgement labels and (aggregated) acknowledgement envelopes.
+//! - [`rql`]: RQL conditions and filters, parsed and evaluated against a thing as Ditto does.
 
 pub mod acks;
 pub mod envelope;
@@ -17,6 +18,7 @@ pub mod exceptions;
 pub mod headers;
 pub mod id;
 pub mod pointer;
+pub mod rql;
 pub mod signal;
 pub mod topic;
 

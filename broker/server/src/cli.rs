@@ -23,6 +23,17 @@ pub enum Command {
         #[command(subcommand)]
         command: ProtocolCommand,
     },
+    /// Run twin commands from stdin: one Ditto Protocol command per line in; its response (or
+    /// error response) and then the events it caused out, one JSON line each, in input order,
+    /// each written once it is durable. The things persist in the data directory.
+    Pipe {
+        /// Where the journal lives [default: $XDG_DATA_HOME/twinwire or ~/.local/share/twinwire].
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// The authorization subject the commands act as (their `ditto-originator`).
+        #[arg(long)]
+        subject: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -47,7 +58,44 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Protocol {
             command: ProtocolCommand::Check { files, max_bytes },
         } => protocol_check(&files, max_bytes),
+        Command::Pipe { data_dir, subject } => pipe(data_dir, subject),
     }
+}
+
+fn pipe(data_dir: Option<PathBuf>, subject: Option<String>) -> ExitCode {
+    init_logging();
+    let options = crate::pipe::PipeOptions {
+        data_dir: data_dir.unwrap_or_else(crate::pipe::default_data_dir),
+        subject,
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("twinwire: cannot start the runtime: {e}");
+            return ExitCode::from(EXIT_IO_ERROR);
+        }
+    };
+    let input = io::BufReader::new(io::stdin());
+    match runtime.block_on(crate::pipe::run(input, io::stdout(), options)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("twinwire: {e}");
+            ExitCode::from(EXIT_IO_ERROR)
+        }
+    }
+}
+
+/// Logs go to stderr (stdout carries the protocol), at `warn` unless `RUST_LOG` says otherwise.
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(io::stderr)
+        .try_init();
 }
 
 /// Exit code for an input that could not be read (as opposed to 1, "a message is invalid").

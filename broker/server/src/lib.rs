@@ -2,6 +2,10 @@
 //!
 //! - [`cli`]: the command line.
 //! - [`check`]: `twinwire protocol check`.
+//! - [`pipe`]: `twinwire pipe`, the twin engine on stdin and stdout.
+//! - `input`: cutting files and stdin into messages, for both.
 
 pub mod check;
 pub mod cli;
+mod input;
+pub mod pipe;

@@ -19,24 +19,26 @@ use tokio::sync::{mpsc, oneshot};
 
 /// Default capacity of the request queue, in requests (one append or one snapshot each).
 ///
-/// It matches [`JournalConfig::max_batch_events`]' default, so a full queue is about one batch:
-/// enough for the next commit to be ready the moment the current fsync returns, which is all the
-/// throughput a queue can buy. Beyond that, a longer queue only adds latency and memory while the
-/// disk is the bottleneck; a full queue makes `append` wait, which holds up the shard, whose full
-/// inbox in turn pushes back on connections.
-pub const DEFAULT_QUEUE_CAPACITY: usize = 1024;
+/// Two default batches: while the writer commits one batch, the next can fill completely and a
+/// burst still finds room. More buys no throughput (a commit takes at most one batch) and only
+/// adds queueing latency and memory while the disk is the bottleneck. A full queue makes
+/// `append` wait, which holds up the shard, whose full inbox in turn pushes back on connections.
+pub const DEFAULT_QUEUE_CAPACITY: usize = 512;
 
 /// Bounds of the journal. Defaults suit one SSD and events of a few hundred bytes.
 #[derive(Debug, Clone)]
 pub struct JournalConfig {
-    /// Most records (events plus snapshots) in one group commit. 1024 is past the point where a
-    /// bigger batch still raises throughput on a disk with ~1 ms fsync, while the commit itself
-    /// (B-tree inserts of ~200 KB) stays well under that fsync, so the first waiter in a batch
-    /// is not held up by the last. One append larger than this is written alone, never split.
+    /// Most records (events plus snapshots) in one group commit; default 256.
+    ///
+    /// Measured with redb on the development machine (fsync 0.17 ms): a commit of N events of
+    /// different things costs about 0.2 ms plus 10-15 µs per event, as each event dirties its own
+    /// B-tree leaf page. Throughput peaks between 128 and 256 events per commit (~90k events/s)
+    /// and falls beyond, while the commit keeps growing (~14 ms at 1024), so a bigger batch only
+    /// delays its first waiter. One append larger than this is written alone, never split.
     pub max_batch_events: usize,
-    /// Most bytes (data plus keys, roughly) in one group commit. 4 MiB bounds the memory of one
-    /// transaction and its write time (a few ms at SSD speed) when events or snapshots are large,
-    /// where the record count alone would let a batch grow to hundreds of MB.
+    /// Most bytes (data plus keys, roughly) in one group commit; default 4 MiB. Bounds the
+    /// memory and write time (a few ms at SSD speed) of one transaction when events or snapshots
+    /// are large, where the record count alone would let a batch grow to hundreds of MB.
     pub max_batch_bytes: usize,
     /// Capacity of the request queue; see [`DEFAULT_QUEUE_CAPACITY`].
     pub queue_capacity: usize,
@@ -45,7 +47,7 @@ pub struct JournalConfig {
 impl Default for JournalConfig {
     fn default() -> Self {
         JournalConfig {
-            max_batch_events: 1024,
+            max_batch_events: 256,
             max_batch_bytes: 4 * 1024 * 1024,
             queue_capacity: DEFAULT_QUEUE_CAPACITY,
         }
@@ -90,6 +92,27 @@ struct Shared {
 /// same and waits for it.
 ///
 /// [`shutdown`]: Journal::shutdown
+///
+/// ```
+/// # use std::sync::Arc;
+/// # use twinwire_core::journal::{Journal, JournalConfig, JournalError, RedbStore, StoredEvent};
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), JournalError> {
+/// # let dir = tempfile::tempdir()?;
+/// let store = Arc::new(RedbStore::open(dir.path())?);
+/// let journal = Journal::start(store, JournalConfig::default())?;
+/// let event = StoredEvent {
+///     entity: "thing:org.eclipse.ditto:fancy-thing".to_owned(),
+///     revision: 1,
+///     timestamp_millis: 1_700_000_000_000,
+///     data: br#"{"topic":"org.eclipse.ditto/fancy-thing/things/twin/events/created"}"#.to_vec(),
+/// };
+/// let durable = journal.append(vec![event]).await; // queued: the shard may go on
+/// durable.await?; // fsynced: twin-persisted may be issued
+/// assert_eq!(journal.store().last_revision("thing:org.eclipse.ditto:fancy-thing")?, 1);
+/// journal.shutdown().await
+/// # }
+/// ```
 #[derive(Clone)]
 pub struct Journal {
     requests: mpsc::Sender<Request>,
@@ -144,11 +167,6 @@ impl Journal {
     /// back). The returned [`Durable`] resolves `Ok` when they are fsynced, `Err` if the write
     /// failed or the journal has stopped. If this future is dropped before it returns, nothing
     /// was queued.
-    ///
-    /// ```ignore
-    /// let durable = journal.append(events).await; // queued: the next command may proceed
-    /// durable.await?;                             // on disk: twin-persisted may be issued
-    /// ```
     pub async fn append(&self, events: Vec<StoredEvent>) -> Durable {
         if let Some(failure) = self.shared.failure.get() {
             return Durable::ready(Err(JournalError::Stopped(Arc::clone(failure))));
@@ -225,6 +243,27 @@ enum DurableState {
 }
 
 impl Durable {
+    /// A `Durable` that is already resolved `Ok`: for a command that wrote nothing (a query, a
+    /// refused command), so that callers can treat every command alike.
+    pub fn ok() -> Durable {
+        Durable::ready(Ok(()))
+    }
+
+    /// Runs `outcome` as a tokio task and resolves with its result. For work that must follow
+    /// the outcome even if nobody awaits this `Durable` (a shard advancing its durable
+    /// watermark). Must be called within a tokio runtime, like `tokio::spawn`.
+    pub fn spawn<F>(outcome: F) -> Durable
+    where
+        F: Future<Output = Result<(), JournalError>> + Send + 'static,
+    {
+        let (done, receiver) = oneshot::channel();
+        tokio::spawn(async move {
+            // Nobody may be waiting any more; the work itself is done either way.
+            let _ = done.send(outcome.await);
+        });
+        Durable::waiting(receiver)
+    }
+
     fn waiting(receiver: oneshot::Receiver<Result<(), JournalError>>) -> Self {
         Durable(DurableState::Waiting(receiver))
     }

@@ -17,6 +17,8 @@ pub struct ThingEvent {
     pub timestamp: String,
     /// A merge patch for `_metadata` from the `put-metadata` header.
     pub metadata: Option<Value>,
+    /// The command's headers kept for history (`historical-headers`), as configured.
+    pub headers: Option<Map<String, Value>>,
 }
 
 /// Why a journal entry could not be read back as an event.
@@ -56,6 +58,9 @@ impl ThingEvent {
         obj.insert("timestamp".into(), Value::from(self.timestamp.as_str()));
         if let Some(m) = &self.metadata {
             obj.insert("metadata".into(), m.clone());
+        }
+        if let Some(h) = &self.headers {
+            obj.insert("headers".into(), Value::Object(h.clone()));
         }
         Value::Object(obj).to_string().into_bytes()
     }
@@ -98,6 +103,10 @@ impl ThingEvent {
             revision,
             timestamp,
             metadata: obj.remove("metadata"),
+            headers: match obj.remove("headers") {
+                Some(Value::Object(h)) => Some(h),
+                _ => None,
+            },
         })
     }
 }
@@ -116,6 +125,10 @@ mod tests {
             revision: 7,
             timestamp: "2026-01-01T00:00:00.000Z".into(),
             metadata: None,
+            headers: Some(Map::from_iter([(
+                "ditto-originator".to_owned(),
+                json!("nginx:me"),
+            )])),
         };
         assert_eq!(ThingEvent::decode("thing:a:b", 7, &e.encode()).unwrap(), e);
         assert!(ThingEvent::decode("thing:a:b", 7, b"garbage").is_err());
@@ -131,6 +144,7 @@ mod tests {
             revision: 1,
             timestamp: "2026-01-01T00:00:00.000Z".into(),
             metadata: None,
+            headers: None,
         };
         let env = e.to_envelope(&id, Headers::new());
         assert_eq!(

@@ -81,6 +81,7 @@ pub fn handle(entity: &ThingEntity, cmd: Command<'_>, now: &str) -> Result<Outco
             revision,
             timestamp: now.to_owned(),
             metadata: put_metadata(env),
+            headers: None,
         })
     };
     match cmd.action {
@@ -246,19 +247,23 @@ fn check_preconditions(entity: &ThingEntity, cmd: Command<'_>) -> Result<(), Dit
             .thing
             .as_ref()
             .ok_or_else(|| exc::thing_not_found(entity.id.as_str()))?;
-        if !condition_holds(condition, &thing.to_json(entity.revision, true))? {
+        let mut json = thing.to_json(entity.revision, true);
+        if let Value::Object(o) = &mut json {
+            o.insert("_namespace".into(), Value::from(entity.id.namespace()));
+        }
+        if !condition_holds(condition, &json)? {
             return Err(exc::condition_failed());
         }
     }
     Ok(())
 }
 
-/// Evaluates the RQL `condition` header against the thing's JSON.
-fn condition_holds(condition: &str, _thing: &Value) -> Result<bool, DittoError> {
-    Err(exc::condition_invalid(
-        condition,
-        "RQL conditions are not wired yet.",
-    ))
+/// Evaluates the RQL `condition` header against the thing's JSON (with its `_` fields, as
+/// Ditto evaluates conditions).
+fn condition_holds(condition: &str, thing: &Value) -> Result<bool, DittoError> {
+    let predicate = twinwire_protocol::rql::parse_condition(condition)
+        .map_err(|e| exc::condition_invalid(condition, &e.to_string()))?;
+    Ok(predicate.matches(&twinwire_protocol::rql::ThingContext::new(thing)))
 }
 
 /// Whether `if-equal` asks to refuse a change to what is already there (`skip`, and
@@ -789,6 +794,61 @@ mod tests {
             ),
         );
         assert_eq!(r["status"], 201);
+    }
+
+    #[test]
+    fn conditions_decide_whether_a_command_applies() {
+        let mut e = created();
+        let when = |c: &str| json!({"condition": c});
+        let r = run(
+            &mut e,
+            &cmd(
+                "modify",
+                "/attributes/n",
+                Some(json!(2)),
+                when("eq(attributes/location,\"hall\")"),
+            ),
+        );
+        assert_eq!(
+            (r["status"].clone(), r["value"]["error"].clone()),
+            (json!(412), json!("things:condition.failed"))
+        );
+        let r = run(
+            &mut e,
+            &cmd(
+                "modify",
+                "/attributes/n",
+                Some(json!(2)),
+                when("and(eq(attributes/location,\"kitchen\"),lt(attributes/n,2))"),
+            ),
+        );
+        assert_eq!(r["status"], 204);
+        let r = run(
+            &mut e,
+            &cmd("retrieve", "/attributes", None, when("eq(_revision,2)")),
+        );
+        assert_eq!(r["status"], 200);
+        let r = run(
+            &mut e,
+            &cmd(
+                "modify",
+                "/attributes/n",
+                Some(json!(3)),
+                when("eq(attributes/n,2"),
+            ),
+        );
+        assert_eq!(
+            (r["status"].clone(), r["value"]["error"].clone()),
+            (json!(400), json!("things:condition.invalid"))
+        );
+        assert!(
+            r["value"]["description"]
+                .as_str()
+                .unwrap()
+                .contains("position"),
+            "{r}"
+        );
+        assert_eq!(e.revision, 2);
     }
 
     #[test]

@@ -110,6 +110,60 @@ impl ThingEntity {
     }
 }
 
+impl ThingEntity {
+    /// The journal snapshot of this entity: the thing (or `null` when deleted) with its
+    /// bookkeeping. The revision is the snapshot's key, not repeated here.
+    pub fn snapshot_data(&self) -> Vec<u8> {
+        let thing = match &self.thing {
+            None => Value::Null,
+            Some(t) => {
+                let mut o = Map::new();
+                o.insert("json".into(), Value::Object(t.json.clone()));
+                o.insert("created".into(), Value::from(t.created.as_str()));
+                o.insert("modified".into(), Value::from(t.modified.as_str()));
+                if let Some(m) = &t.metadata {
+                    o.insert("metadata".into(), m.clone());
+                }
+                Value::Object(o)
+            }
+        };
+        thing.to_string().into_bytes()
+    }
+
+    /// Rebuilds an entity from a snapshot written by [`ThingEntity::snapshot_data`].
+    pub fn from_snapshot(
+        id: ThingId,
+        revision: u64,
+        data: &[u8],
+    ) -> Result<Self, serde_json::Error> {
+        let thing = match serde_json::from_slice::<Value>(data)? {
+            Value::Object(mut o) => Some(Thing {
+                json: match o.remove("json") {
+                    Some(Value::Object(j)) => j,
+                    _ => Map::new(),
+                },
+                created: o
+                    .get("created")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned(),
+                modified: o
+                    .get("modified")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned(),
+                metadata: o.remove("metadata"),
+            }),
+            _ => None,
+        };
+        Ok(ThingEntity {
+            id,
+            revision,
+            thing,
+        })
+    }
+}
+
 impl Thing {
     /// The thing's JSON, with the underscore fields added when a field selector asks for them.
     pub fn to_json(&self, revision: u64, with_special_fields: bool) -> Value {

@@ -2,9 +2,7 @@
 //! line per message, in input order: `ok <signal-type>` (with the error code of an error
 //! response) or `error <status> <error-code>: <message>`.
 
-mod input;
-
-use input::{messages, sniff_format, Item};
+use crate::input::{messages, sniff_format, Item};
 use std::fmt;
 use std::io::{self, BufRead, Write};
 use std::path::Path;

@@ -1,5 +1,5 @@
-//! Input side of `twinwire protocol check`: cuts files or stdin into Ditto
-//! Protocol messages, one [`Item`] per message, in input order.
+//! Cuts files or stdin into Ditto Protocol messages, one [`Item`] per message, in input
+//! order, for `twinwire protocol check` and `twinwire pipe`.
 //!
 //! Two forms of input are understood:
 //!

@@ -1,0 +1,340 @@
+//! A thing shard: the one task that owns a fixed share of the things (by ID hash). It applies
+//! their commands in arrival order with no lock, appends their events to the journal, keeps the
+//! recently used ones in a bounded cache and rebuilds the others from the journal on access.
+//! It answers every request with what it did and a [`Durable`] for when that is on disk.
+
+use super::event::ThingEvent;
+use super::state::{self, Command, Outcome};
+use super::thing::ThingEntity;
+use crate::journal::{Durable, Journal, JournalError, StoredEvent, StoredSnapshot};
+use lru::LruCache;
+use serde_json::{Map, Value};
+use std::num::NonZeroUsize;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use tokio::sync::{mpsc, oneshot};
+use twinwire_protocol::exceptions::things as exc;
+use twinwire_protocol::{DittoError, Envelope, ThingId};
+
+/// What one command produced: the response (or error response) to send back, the events to
+/// publish, and when the changes they report are durable.
+#[derive(Debug)]
+pub struct Executed {
+    pub response: Envelope,
+    pub events: Vec<Envelope>,
+    /// Resolves when this command's event is fsynced; for a read, when every change the read
+    /// saw is. Only then may the response leave the broker or twin-persisted be issued.
+    pub durable: Durable,
+}
+
+pub(super) struct Request {
+    pub(super) envelope: Envelope,
+    pub(super) id: ThingId,
+    pub(super) reply: oneshot::Sender<Executed>,
+}
+
+/// The shard's settings, from [`super::EngineConfig`].
+#[derive(Debug, Clone)]
+pub(super) struct ShardConfig {
+    pub(super) max_things: NonZeroUsize,
+    pub(super) snapshot_every: u64,
+    pub(super) historical_headers: Arc<[String]>,
+}
+
+struct Cached {
+    entity: ThingEntity,
+    /// The shard's append sequence number of this thing's last append.
+    last_append: u64,
+}
+
+pub(super) struct Shard {
+    journal: Journal,
+    config: ShardConfig,
+    things: LruCache<ThingId, Cached>,
+    /// Appends issued by this shard so far.
+    appended: u64,
+    /// Appends known durable (every one up to this number); advanced by watcher tasks.
+    durable: Arc<AtomicU64>,
+}
+
+/// The journal key of a thing.
+pub fn journal_key(id: &ThingId) -> String {
+    format!("thing:{id}")
+}
+
+fn now() -> (String, i64) {
+    let now = chrono::Utc::now();
+    (
+        now.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string(),
+        now.timestamp_millis(),
+    )
+}
+
+impl Shard {
+    pub(super) fn new(journal: Journal, config: ShardConfig) -> Self {
+        Shard {
+            journal,
+            things: LruCache::new(config.max_things),
+            config,
+            appended: 0,
+            durable: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    pub(super) async fn run(mut self, mut inbox: mpsc::Receiver<Request>) {
+        while let Some(request) = inbox.recv().await {
+            let executed = self.execute(request.envelope, request.id).await;
+            // A requester that went away no longer wants the answer; the change stands.
+            let _ = request.reply.send(executed);
+        }
+    }
+
+    async fn execute(&mut self, envelope: Envelope, id: ThingId) -> Executed {
+        let command = match Command::from_envelope(&envelope) {
+            Ok(c) => c,
+            Err(e) => return fail(&envelope, e),
+        };
+        if command.action == twinwire_protocol::topic::CommandAction::Retrieve {
+            match historical_target(&envelope, &self.journal, &id) {
+                Ok(None) => {}
+                Ok(Some(revision)) => {
+                    return self.retrieve_historical(&envelope, command, &id, revision)
+                }
+                Err(e) => return fail(&envelope, e),
+            }
+        }
+        let persisted_headers = self.persisted_headers(&envelope);
+        let snapshot_every = self.config.snapshot_every;
+        let sequence = self.appended + 1;
+        let cached = match self.load(&id) {
+            Ok(c) => c,
+            Err(e) => return fail(&envelope, e),
+        };
+        let (timestamp, millis) = now();
+        let (response, mut event) = match state::handle(&cached.entity, command, &timestamp) {
+            Ok(Outcome::Retrieved(value)) => {
+                let mut response = envelope.response(200, Some(value));
+                response.headers.insert("etag", cached.entity.etag());
+                let last_append = cached.last_append;
+                let durable = self.durable_through(last_append).await;
+                return Executed {
+                    response,
+                    events: Vec::new(),
+                    durable,
+                };
+            }
+            Ok(Outcome::Changed {
+                status,
+                value,
+                event,
+            }) => (envelope.response(status, value), event),
+            Err(e) => return fail(&envelope, e),
+        };
+        event.headers = persisted_headers;
+        cached.entity.apply(&event);
+        cached.last_append = sequence;
+        let mut response = response;
+        response.headers.insert("etag", cached.entity.etag());
+        let snapshot = (event.revision % snapshot_every == 0).then(|| StoredSnapshot {
+            entity: journal_key(&id),
+            revision: event.revision,
+            timestamp_millis: millis,
+            data: cached.entity.snapshot_data(),
+        });
+        self.appended = sequence;
+        let published = event.to_envelope(&id, event_headers(&envelope));
+        let stored = StoredEvent {
+            entity: journal_key(&id),
+            revision: event.revision,
+            timestamp_millis: millis,
+            data: event.encode(),
+        };
+        let durable = self.journal.append(vec![stored]).await;
+        if let Some(snapshot) = snapshot {
+            self.journal.snapshot(snapshot).await;
+        }
+        Executed {
+            response,
+            events: vec![published],
+            durable: self.watch(sequence, durable),
+        }
+    }
+
+    /// The cached entity, or the one rebuilt from its snapshot and events.
+    fn load(&mut self, id: &ThingId) -> Result<&mut Cached, DittoError> {
+        if !self.things.contains(id) {
+            let entity = recover(&self.journal, id, u64::MAX)?;
+            // Evicting the least recently used thing is safe: its state is in the journal.
+            self.things.push(
+                id.clone(),
+                Cached {
+                    entity,
+                    last_append: 0,
+                },
+            );
+        }
+        self.things
+            .get_mut(id)
+            .ok_or_else(|| exc::thing_unavailable(id.as_str()))
+    }
+
+    fn retrieve_historical(
+        &mut self,
+        envelope: &Envelope,
+        command: Command<'_>,
+        id: &ThingId,
+        revision: u64,
+    ) -> Executed {
+        let entity = match recover(&self.journal, id, revision) {
+            Ok(e) if e.revision == revision && e.exists() => e,
+            Ok(_) => {
+                return fail(
+                    envelope,
+                    exc::thing_history_not_found_at_revision(id.as_str(), revision),
+                )
+            }
+            Err(e) => return fail(envelope, e),
+        };
+        let (timestamp, _) = now();
+        match state::handle(&entity, command, &timestamp) {
+            Ok(outcome) => {
+                let mut response = outcome.response_to(envelope);
+                if let Some(headers) = historical_headers(&self.journal, id, revision) {
+                    response
+                        .headers
+                        .insert("historical-headers", Value::Object(headers));
+                }
+                Executed {
+                    response,
+                    events: Vec::new(),
+                    durable: Durable::ok(),
+                }
+            }
+            Err(e) => fail(envelope, e),
+        }
+    }
+
+    fn persisted_headers(&self, envelope: &Envelope) -> Option<Map<String, Value>> {
+        let mut kept = Map::new();
+        for name in self.config.historical_headers.iter() {
+            if let Some(v) = envelope.headers.get(name) {
+                kept.insert(name.clone(), v.clone());
+            }
+        }
+        (!kept.is_empty()).then_some(kept)
+    }
+
+    /// A `Durable` for a read: ready when the thing's last append is known durable, else the
+    /// end of an empty append queued behind it.
+    async fn durable_through(&self, last_append: u64) -> Durable {
+        if self.durable.load(Ordering::Acquire) >= last_append {
+            Durable::ok()
+        } else {
+            self.journal.append(Vec::new()).await
+        }
+    }
+
+    /// Forwards an append's outcome and, on success, advances the shard's durable watermark.
+    /// Appends of one shard complete in order (one writer), so the watermark only rises.
+    fn watch(&self, sequence: u64, durable: Durable) -> Durable {
+        let watermark = Arc::clone(&self.durable);
+        Durable::spawn(async move {
+            let result = durable.await;
+            if result.is_ok() {
+                watermark.fetch_max(sequence, Ordering::AcqRel);
+            }
+            result
+        })
+    }
+}
+
+/// The error response for a command, with nothing to publish and nothing to wait for.
+pub(super) fn fail(envelope: &Envelope, error: impl Into<DittoError>) -> Executed {
+    Executed {
+        response: envelope.error_response(&error.into()),
+        events: Vec::new(),
+        durable: Durable::ok(),
+    }
+}
+
+/// The headers of a published event: the command's correlation-id and originator.
+fn event_headers(envelope: &Envelope) -> twinwire_protocol::Headers {
+    let mut headers = twinwire_protocol::Headers::new();
+    for name in ["correlation-id", "ditto-originator"] {
+        if let Some(v) = envelope.headers.get(name) {
+            headers.insert(name, v.clone());
+        }
+    }
+    headers
+}
+
+/// Rebuilds a thing at a revision (`u64::MAX`: its latest) from the journal.
+fn recover(journal: &Journal, id: &ThingId, up_to: u64) -> Result<ThingEntity, DittoError> {
+    let key = journal_key(id);
+    let unavailable = |e: JournalError| {
+        tracing::error!(thing = %id, error = %e, "cannot read the thing from the journal");
+        exc::thing_unavailable(id.as_str())
+    };
+    let recovery = journal.recover(&key, up_to).map_err(unavailable)?;
+    let mut entity = match &recovery.snapshot {
+        Some(s) => ThingEntity::from_snapshot(id.clone(), s.revision, &s.data).map_err(|e| {
+            tracing::error!(thing = %id, error = %e, "unreadable snapshot");
+            exc::thing_unavailable(id.as_str())
+        })?,
+        None => ThingEntity::new(id.clone()),
+    };
+    for stored in &recovery.events {
+        let event = ThingEvent::decode(&key, stored.revision, &stored.data).map_err(|e| {
+            tracing::error!(thing = %id, error = %e, "unreadable event");
+            exc::thing_unavailable(id.as_str())
+        })?;
+        entity.apply(&event);
+    }
+    Ok(entity)
+}
+
+/// The revision an `at-historical-revision` or `at-historical-timestamp` header asks for.
+fn historical_target(
+    envelope: &Envelope,
+    journal: &Journal,
+    id: &ThingId,
+) -> Result<Option<u64>, DittoError> {
+    let headers = &envelope.headers;
+    if let Some(revision) = headers.at_historical_revision()? {
+        return Ok(Some(revision));
+    }
+    let Some(timestamp) = headers.at_historical_timestamp()? else {
+        return Ok(None);
+    };
+    let millis = chrono::DateTime::parse_from_rfc3339(timestamp)
+        .map(|t| t.timestamp_millis())
+        .map_err(|_| exc::thing_history_not_found_at_timestamp(id.as_str(), timestamp))?;
+    match journal.store().revision_at(&journal_key(id), millis) {
+        Ok(Some(revision)) => Ok(Some(revision)),
+        Ok(None) => Err(exc::thing_history_not_found_at_timestamp(
+            id.as_str(),
+            timestamp,
+        )),
+        Err(e) => {
+            tracing::error!(thing = %id, error = %e, "cannot read the thing's history");
+            Err(exc::thing_unavailable(id.as_str()))
+        }
+    }
+}
+
+/// The headers persisted with the event of a revision, for `historical-headers`.
+fn historical_headers(
+    journal: &Journal,
+    id: &ThingId,
+    revision: u64,
+) -> Option<Map<String, Value>> {
+    let key = journal_key(id);
+    let stored = journal
+        .store()
+        .read_events(&key, revision, revision)
+        .ok()?
+        .pop()?;
+    ThingEvent::decode(&key, revision, &stored.data)
+        .ok()?
+        .headers
+}
