@@ -115,6 +115,16 @@ impl Shard {
             Ok(Outcome::Retrieved(value)) => {
                 let mut response = envelope.response(200, Some(value));
                 response.headers.insert("etag", cached.entity.etag());
+                let stored_metadata = cached
+                    .entity
+                    .thing
+                    .as_ref()
+                    .and_then(|t| t.metadata.as_ref());
+                if let Some(selected) = super::metadata::for_retrieve(&envelope, stored_metadata) {
+                    response
+                        .headers
+                        .insert(twinwire_protocol::headers::names::DITTO_METADATA, selected);
+                }
                 let last_append = cached.last_append;
                 let durable = self.durable_through(last_append).await;
                 return Executed {

@@ -4,6 +4,7 @@
 
 use super::event::ThingEvent;
 use super::json;
+use super::metadata;
 use super::thing::ThingEntity;
 use serde_json::{Map, Value};
 use twinwire_protocol::exceptions::things as exc;
@@ -69,18 +70,20 @@ impl Outcome {
 
 /// Handles one command against the entity as it is. `now` is the event timestamp to use.
 pub fn handle(entity: &ThingEntity, cmd: Command<'_>, now: &str) -> Result<Outcome, DittoError> {
+    metadata::check_single_header(cmd.envelope)?;
     check_preconditions(entity, cmd)?;
     let id = entity.id.as_str();
     let env = cmd.envelope;
     let revision = entity.revision + 1;
+    let current_metadata = entity.thing.as_ref().and_then(|t| t.metadata.as_ref());
     let event = |action, value: Option<Value>| {
         Box::new(ThingEvent {
             action,
             path: env.path.clone(),
+            metadata: metadata::patch_for_modify(env, value.as_ref(), current_metadata),
             value,
             revision,
             timestamp: now.to_owned(),
-            metadata: put_metadata(env),
             headers: None,
         })
     };
@@ -270,38 +273,6 @@ fn condition_holds(condition: &str, thing: &Value) -> Result<bool, DittoError> {
 /// `skip-minimizing-merge`, which twinwire treats as `skip`).
 fn skip_requested(env: &Envelope) -> Result<bool, DittoError> {
     Ok(env.headers.if_equal()? != IfEqual::Update)
-}
-
-/// The `put-metadata` header as a merge patch for `_metadata`: each `{key, value}` sets the
-/// metadata at the command's path joined with the key.
-fn put_metadata(env: &Envelope) -> Option<Value> {
-    let entries = env.headers.put_metadata().ok().flatten()?;
-    let mut patch = Map::new();
-    for entry in entries {
-        let Some(key) = entry.get("key").and_then(Value::as_str) else {
-            continue;
-        };
-        let Ok(relative) = JsonPointer::parse(
-            if key.starts_with('/') {
-                key.to_owned()
-            } else {
-                format!("/{key}")
-            }
-            .as_str(),
-        ) else {
-            continue;
-        };
-        let pointer = env.path.join(&relative);
-        if pointer.is_root() {
-            continue;
-        }
-        json::set(
-            &mut patch,
-            &pointer,
-            entry.get("value").cloned().unwrap_or(Value::Null),
-        );
-    }
-    (!patch.is_empty()).then_some(Value::Object(patch))
 }
 
 /// The JSON of a thing created or replaced by `value`: the topic's thing ID first (one in the

@@ -88,6 +88,10 @@ impl ThingEntity {
                     }
                     EventAction::Deleted => {
                         json::remove(&mut thing.json, &event.path);
+                        // Deleting a part of a thing deletes its metadata too.
+                        if let Some(Value::Object(m)) = thing.metadata.as_mut() {
+                            json::remove(m, &event.path);
+                        }
                     }
                     EventAction::Merged => json::merge_at(
                         &mut thing.json,
