@@ -117,7 +117,7 @@ fn walk(
     let mut next = prefix;
     next.push(*first);
     let child = tree.and_then(|t| t.get(*first));
-    if child.is_none() && !(tail.is_empty() && last_is_new) && tail.iter().any(|s| *s == "*") {
+    if child.is_none() && !(tail.is_empty() && last_is_new) && tail.contains(&"*") {
         return;
     }
     walk(next, tail, child, last_is_new, out);

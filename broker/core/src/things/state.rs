@@ -11,7 +11,7 @@ use twinwire_protocol::exceptions::things as exc;
 use twinwire_protocol::headers::{EntityTagMatchers, IfEqual};
 use twinwire_protocol::signal::{Resource, SignalKind, ThingResource};
 use twinwire_protocol::topic::{CommandAction, Criterion, EventAction};
-use twinwire_protocol::{DittoError, Envelope, JsonPointer, ProtocolError};
+use twinwire_protocol::{DittoError, Envelope, ProtocolError};
 
 /// A classified thing command: the envelope with its action and the resource its path addresses.
 #[derive(Debug, Clone, Copy)]
