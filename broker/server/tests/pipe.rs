@@ -333,3 +333,34 @@ fn a_sigkill_under_load_loses_no_answered_command_and_leaves_no_gap() {
         "too few things had answered modifies: {verified}"
     );
 }
+
+/// History reads the journal: a historical retrieve right behind the changes it asks about, in
+/// the same run, must still see them (it waits until they are on disk).
+#[test]
+fn history_sees_changes_made_just_before_in_the_same_run() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let examples =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/lamp.jsonl");
+    let lines: Vec<Value> = std::fs::read_to_string(examples)
+        .expect("examples/lamp.jsonl")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON"))
+        .collect();
+    let output = run_pipe(dir.path(), &lines);
+    let answer = |id: &str| {
+        output
+            .iter()
+            .find(|l| correlation(l) == id && !is_event(l))
+            .cloned()
+            .expect(id)
+    };
+    assert_eq!(
+        answer("as-created")["value"],
+        json!({"on": false, "brightness": 0})
+    );
+    assert_eq!(answer("only-if-on")["status"], 204, "the condition held");
+    assert_eq!(
+        answer("read")["value"],
+        json!({"thingId": "org.eclipse.ditto:lamp-1", "features": {"light": {"properties": {"on": true, "brightness": 80}}}, "_revision": 4})
+    );
+}

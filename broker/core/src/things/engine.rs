@@ -126,16 +126,24 @@ impl ThingEngine {
     async fn send(&self, envelope: Envelope, id: ThingId) -> Submitted {
         let shard = &self.shards[shard_of(&id, self.shards.len())];
         let (reply, answer) = oneshot::channel();
-        let unavailable = fail(&envelope, exc::thing_unavailable(id.as_str()));
+        // Kept to answer should the shard drop the command unanswered. The error response
+        // itself is built only then: built for every command, it cost more than the submit.
+        let unanswered = Unanswered {
+            id: id.clone(),
+            correlation_id: envelope.headers.correlation_id().map(str::to_owned),
+        };
         let request = Request {
             envelope,
             id,
             reply,
         };
-        if shard.send(request).await.is_err() {
-            return Submitted::ready(unavailable);
+        if let Err(mpsc::error::SendError(request)) = shard.send(request).await {
+            return Submitted::ready(fail(
+                &request.envelope,
+                exc::thing_unavailable(request.id.as_str()),
+            ));
         }
-        Submitted(State::Waiting(answer, Some(unavailable)))
+        Submitted(State::Waiting(answer, unanswered))
     }
 
     /// `retrieveThings`: each thing from its shard, the found ones in the order asked for. The
@@ -223,8 +231,35 @@ pub struct Submitted(State);
 enum State {
     Ready(Option<Executed>),
     /// The shard's reply, and what to answer if the shard is gone before it replies.
-    Waiting(oneshot::Receiver<Executed>, Option<Executed>),
+    Waiting(oneshot::Receiver<Executed>, Unanswered),
     Task(tokio::task::JoinHandle<Executed>),
+}
+
+/// A command a shard took: enough of it to answer `thing.unavailable` as the command's own error
+/// response (its thing's topic, its correlation-id) should the shard never reply.
+struct Unanswered {
+    id: ThingId,
+    correlation_id: Option<String>,
+}
+
+impl Unanswered {
+    fn executed(&self) -> Executed {
+        let mut headers = Headers::new();
+        if let Some(correlation_id) = &self.correlation_id {
+            headers.insert(
+                twinwire_protocol::headers::names::CORRELATION_ID,
+                correlation_id.as_str(),
+            );
+        }
+        // Only twin commands reach a shard, and the error response keeps nothing of the
+        // command's topic but namespace, name, group and channel.
+        let command = Envelope::new(
+            thing_topic(&self.id, CommandAction::Modify),
+            headers,
+            JsonPointer::root(),
+        );
+        fail(&command, exc::thing_unavailable(self.id.as_str()))
+    }
 }
 
 impl Submitted {
@@ -245,7 +280,7 @@ impl Future for Submitted {
             State::Ready(executed) => Poll::Ready(executed.take().unwrap_or_else(gone)),
             State::Waiting(answer, unavailable) => Pin::new(answer)
                 .poll(cx)
-                .map(|reply| reply.unwrap_or_else(|_| unavailable.take().unwrap_or_else(gone))),
+                .map(|reply| reply.unwrap_or_else(|_| unavailable.executed())),
             State::Task(task) => Pin::new(task)
                 .poll(cx)
                 .map(|joined| joined.unwrap_or_else(|_| gone())),

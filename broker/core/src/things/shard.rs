@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 use twinwire_protocol::exceptions::things as exc;
+use twinwire_protocol::headers::names;
 use twinwire_protocol::{DittoError, Envelope, ThingId};
 
 /// What one command produced: the response (or error response) to send back, the events to
@@ -94,7 +95,14 @@ impl Shard {
             Ok(c) => c,
             Err(e) => return fail(&envelope, e),
         };
-        if command.action == twinwire_protocol::topic::CommandAction::Retrieve {
+        let historical = envelope.headers.contains(names::AT_HISTORICAL_REVISION)
+            || envelope.headers.contains(names::AT_HISTORICAL_TIMESTAMP);
+        if command.action == twinwire_protocol::topic::CommandAction::Retrieve && historical {
+            // History is read from the journal: first let this thing's queued changes reach it.
+            let last_append = self.things.peek(&id).map_or(0, |c| c.last_append);
+            if self.durable_through(last_append).await.await.is_err() {
+                return fail(&envelope, exc::thing_unavailable(id.as_str()));
+            }
             match historical_target(&envelope, &self.journal, &id) {
                 Ok(None) => {}
                 Ok(Some(revision)) => {
