@@ -238,6 +238,59 @@ fn rss() -> u64 {
     proc_status("VmRSS")
 }
 
+/// CPU time of this process's threads so far, ns, summed by role: the tokio workers (shards,
+/// and the tasks awaiting each command), the journal writer, and the rest (the main thread,
+/// whose `block_on` runs the driver loop that builds and submits the commands).
+#[derive(Clone, Copy, Default)]
+struct Cpu {
+    workers: u64,
+    journal: u64,
+    other: u64,
+}
+
+fn thread_cpu() -> Cpu {
+    let mut cpu = Cpu::default();
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return cpu;
+    };
+    for task in tasks.flatten() {
+        let path = task.path();
+        let name = std::fs::read_to_string(path.join("comm")).unwrap_or_default();
+        let nanos: u64 = std::fs::read_to_string(path.join("schedstat"))
+            .ok()
+            .and_then(|s| s.split_whitespace().next()?.parse().ok())
+            .unwrap_or(0);
+        match name.trim() {
+            "tokio-rt-worker" => cpu.workers += nanos,
+            n if n.starts_with("twinwire-journ") => cpu.journal += nanos,
+            _ => cpu.other += nanos,
+        }
+    }
+    cpu
+}
+
+impl Cpu {
+    fn since(self, before: Cpu) -> Cpu {
+        Cpu {
+            workers: self.workers.saturating_sub(before.workers),
+            journal: self.journal.saturating_sub(before.journal),
+            other: self.other.saturating_sub(before.other),
+        }
+    }
+
+    /// "total µs per command (workers + journal + main)".
+    fn per_command(self, commands: usize) -> String {
+        let us = |ns: u64| ns as f64 / 1e3 / commands.max(1) as f64;
+        format!(
+            "CPU {:.1} µs/cmd (workers {:.1} + journal {:.1} + main {:.1})",
+            us(self.workers + self.journal + self.other),
+            us(self.workers),
+            us(self.journal),
+            us(self.other)
+        )
+    }
+}
+
 fn mib(bytes: f64) -> f64 {
     bytes / (1024.0 * 1024.0)
 }
@@ -396,6 +449,7 @@ fn start_engine(dir: &Path, max_things: usize) -> (Arc<CountingStore>, ThingEngi
 struct Round {
     run: Run,
     commits: Commits,
+    cpu: Cpu,
 }
 
 struct EngineResults {
@@ -415,16 +469,19 @@ fn run_engine(dir: &Path, p: &Params) -> EngineResults {
     let path = location_path();
     let results = runtime.block_on(async {
         let rss_empty = rss();
+        let cpu = thread_cpu();
         let run = drive(&engine, p.things, p.window, None, 201, create_command).await;
         let create = Round {
             run,
             commits: store.take(),
+            cpu: thread_cpu().since(cpu),
         };
         let rss_created = rss();
         eprintln!("  created {} things: {:.0}/s", p.things, create.run.rate());
         let mut modify = Vec::new();
         for round in 1..=p.rounds {
             let value = location_value(round);
+            let cpu = thread_cpu();
             let run = drive(&engine, p.things, p.window, None, 204, |i| {
                 command(i, CommandAction::Modify, &path, value.clone())
             })
@@ -433,6 +490,7 @@ fn run_engine(dir: &Path, p: &Params) -> EngineResults {
             modify.push(Round {
                 run,
                 commits: store.take(),
+                cpu: thread_cpu().since(cpu),
             });
         }
         let rss_modified = rss();
@@ -441,6 +499,7 @@ fn run_engine(dir: &Path, p: &Params) -> EngineResults {
         for round in 1..=p.rounds {
             let value = location_value(p.rounds + round);
             let offset = (round - 1) * paced_commands;
+            let cpu = thread_cpu();
             let run = drive(
                 &engine,
                 paced_commands,
@@ -461,6 +520,7 @@ fn run_engine(dir: &Path, p: &Params) -> EngineResults {
             paced.push(Round {
                 run,
                 commits: store.take(),
+                cpu: thread_cpu().since(cpu),
             });
         }
         let rss_after_paced = rss();
@@ -870,21 +930,27 @@ fn main() {
 
     println!();
     print_table(&rows);
+    println!(
+        "figure: commands (or events) per second; baseline/ratio: the raw store with the same \
+         event bytes in the same batches, and the engine's share of it; p50/p99: submit→durable \
+         per command (row 3: per store commit); RSS: VmRSS of the process"
+    );
     println!();
     println!("details:");
     let c = &engine.create;
     println!(
-        "  create: {} commits, mean batch {:.1}, store busy {:.2} s of {:.2} s; raw: {:.2} s",
+        "  create: {} commits, mean batch {:.1}, store busy {:.2} s of {:.2} s; raw: {:.2} s; {}",
         c.commits.records.len(),
         c.commits.mean_batch(),
         c.commits.busy.as_secs_f64(),
         c.run.elapsed.as_secs_f64(),
         raw_create.busy.as_secs_f64(),
+        c.cpu.per_command(c.run.commands),
     );
     for (i, (round, raw)) in engine.modify.iter().zip(&raw_modify).enumerate() {
         println!(
             "  modify round {}: {:.0} cmd/s, p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; {} commits, \
-             mean batch {:.1}, store busy {:.2} s of {:.2} s | raw {:.0} ev/s, commit p50 {:.2} ms p99 {:.2} ms",
+             mean batch {:.1}, store busy {:.2} s of {:.2} s | raw {:.0} ev/s, commit p50 {:.2} ms p99 {:.2} ms\n    {}",
             i + 1,
             round.run.rate(),
             ms(round.run.p50()),
@@ -897,12 +963,13 @@ fn main() {
             raw.rate(),
             ms(percentile(&raw.commits, 0.5)),
             ms(percentile(&raw.commits, 0.99)),
+            round.cpu.per_command(round.run.commands),
         );
     }
     for (i, round) in engine.paced.iter().enumerate() {
         println!(
             "  paced round {}: {:.0} cmd/s, p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms, latest submit {:.2} ms \
-             behind schedule; {} commits, mean batch {:.1}",
+             behind schedule; {} commits, mean batch {:.1}; {}",
             i + 1,
             round.run.rate(),
             ms(round.run.p50()),
@@ -911,6 +978,7 @@ fn main() {
             round.run.max_lag.as_secs_f64() * 1e3,
             round.commits.records.len(),
             round.commits.mean_batch(),
+            round.cpu.per_command(round.run.commands),
         );
     }
     println!(

@@ -229,7 +229,9 @@ fn shard_of(id: &ThingId, shards: usize) -> usize {
 pub struct Submitted(State);
 
 enum State {
-    Ready(Option<Executed>),
+    /// Answered without a shard (refused, or the shard was gone): rare, so boxed to keep every
+    /// `Submitted` small.
+    Ready(Option<Box<Executed>>),
     /// The shard's reply, and what to answer if the shard is gone before it replies.
     Waiting(oneshot::Receiver<Executed>, Unanswered),
     Task(tokio::task::JoinHandle<Executed>),
@@ -264,7 +266,7 @@ impl Unanswered {
 
 impl Submitted {
     fn ready(executed: Executed) -> Self {
-        Submitted(State::Ready(Some(executed)))
+        Submitted(State::Ready(Some(Box::new(executed))))
     }
 }
 
@@ -277,7 +279,7 @@ impl Future for Submitted {
             fail(&envelope, exc::thing_unavailable("_:_"))
         };
         match &mut self.get_mut().0 {
-            State::Ready(executed) => Poll::Ready(executed.take().unwrap_or_else(gone)),
+            State::Ready(executed) => Poll::Ready(executed.take().map_or_else(gone, |e| *e)),
             State::Waiting(answer, unavailable) => Pin::new(answer)
                 .poll(cx)
                 .map(|reply| reply.unwrap_or_else(|_| unavailable.executed())),
