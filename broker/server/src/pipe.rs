@@ -103,14 +103,14 @@ where
                     }
                     Answer::Pending(engine.submit(envelope).await)
                 }
-                Err(e) => Answer::Refused(refusal(&bytes, &e.into())),
+                Err(e) => Answer::Refused(Box::new(refusal(&bytes, &e.into()))),
             },
             Ok(Item::TooLarge { size }) => {
                 let error = ProtocolError::TooLarge {
                     size,
                     max: DEFAULT_MAX_ENVELOPE_BYTES,
                 };
-                Answer::Refused(refusal(&[], &error.into()))
+                Answer::Refused(Box::new(refusal(&[], &error.into())))
             }
             Err(e) => {
                 read_error = Some(e);
@@ -134,7 +134,8 @@ where
 
 enum Answer {
     Pending(Submitted),
-    Refused(Envelope),
+    /// Boxed: refusals are rare, and every answer in flight would carry their room.
+    Refused(Box<Envelope>),
 }
 
 /// Writes answers in input order, each once it is durable; flushes whenever it catches up, so an
