@@ -21,6 +21,11 @@
 //! Data goes to a temporary directory under the target directory (a real disk, not tmpfs).
 
 use lru::LruCache;
+
+/// The allocator the `twinwire` binary uses, so the figures are the broker's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::fs::OpenOptions;

@@ -37,49 +37,53 @@ async fn run(engine: &ThingEngine, envelope: Envelope) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn things_beyond_the_memory_bound_are_evicted_and_reloaded() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let config = EngineConfig {
-        shards: 2,
-        max_things_in_memory: 4,
-        snapshot_every: 3,
-        ..EngineConfig::default()
-    };
-    let engine = engine(dir.path(), config);
-    for n in 0..40 {
-        let thing = format!("evict-{n}");
-        let r = run(
-            &engine,
-            command(
-                &thing,
-                "create",
-                "/",
-                Some(json!({"attributes": {"n": n}})),
-                json!({}),
-            ),
-        )
-        .await;
-        assert_eq!(r["status"], 201);
-        for k in 0..4 {
-            run(
+    // Only 4 things in memory: the others come back from snapshots and events. Then 4 parsed
+    // and the rest compact in memory: they come back from their bytes.
+    for (max_things, max_parsed) in [(4, 4), (100, 4)] {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let config = EngineConfig {
+            shards: 2,
+            max_things_in_memory: max_things,
+            max_parsed_things: max_parsed,
+            snapshot_every: 3,
+            ..EngineConfig::default()
+        };
+        let engine = engine(dir.path(), config);
+        for n in 0..40 {
+            let thing = format!("evict-{n}");
+            let r = run(
                 &engine,
-                command(&thing, "modify", "/attributes/k", Some(json!(k)), json!({})),
+                command(
+                    &thing,
+                    "create",
+                    "/",
+                    Some(json!({"attributes": {"n": n}})),
+                    json!({}),
+                ),
             )
             .await;
+            assert_eq!(r["status"], 201);
+            for k in 0..4 {
+                run(
+                    &engine,
+                    command(&thing, "modify", "/attributes/k", Some(json!(k)), json!({})),
+                )
+                .await;
+            }
         }
-    }
-    // At most 4 things stay in memory: the others come back from snapshots and events.
-    for n in 0..40 {
-        let r = run(
-            &engine,
-            command(&format!("evict-{n}"), "retrieve", "/", None, json!({})),
-        )
-        .await;
-        assert_eq!(
-            r["value"]["attributes"],
-            json!({"n": n, "k": 3}),
-            "thing {n}"
-        );
-        assert_eq!(r["headers"]["etag"], "\"rev:5\"");
+        for n in 0..40 {
+            let r = run(
+                &engine,
+                command(&format!("evict-{n}"), "retrieve", "/", None, json!({})),
+            )
+            .await;
+            assert_eq!(
+                r["value"]["attributes"],
+                json!({"n": n, "k": 3}),
+                "thing {n} with {max_things}/{max_parsed}"
+            );
+            assert_eq!(r["headers"]["etag"], "\"rev:5\"");
+        }
     }
 }
 

@@ -45,9 +45,24 @@ impl RedbStore {
 
     /// Opens the store in `data_dir`, creating the directory and the file when missing.
     pub fn open(data_dir: impl AsRef<Path>) -> Result<RedbStore, JournalError> {
+        Self::open_with_cache(data_dir, Self::DEFAULT_CACHE_BYTES)
+    }
+
+    /// redb's page cache. redb's own default (1 GiB) keeps every written page and dominated the
+    /// broker's memory with a million things; the shards cache the things themselves, so the
+    /// store's cache serves only recoveries and history.
+    pub const DEFAULT_CACHE_BYTES: usize = 64 * 1024 * 1024;
+
+    /// Opens (or creates) the store with a page cache of `cache_bytes`.
+    pub fn open_with_cache(
+        data_dir: impl AsRef<Path>,
+        cache_bytes: usize,
+    ) -> Result<RedbStore, JournalError> {
         std::fs::create_dir_all(data_dir.as_ref())?;
         let path = data_dir.as_ref().join(Self::FILE_NAME);
-        let db = Database::create(&path)?;
+        let db = redb::Builder::new()
+            .set_cache_size(cache_bytes)
+            .create(&path)?;
         let store = RedbStore { db, path };
         store.prepare()?;
         Ok(store)
