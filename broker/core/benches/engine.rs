@@ -435,7 +435,8 @@ fn runtime() -> tokio::runtime::Runtime {
         .expect("runtime")
 }
 
-fn start_engine(dir: &Path, max_things: usize) -> (Arc<CountingStore>, ThingEngine) {
+/// The engine with room for `max_things` in memory, of which `parsed` parsed (the rest compact).
+fn start_engine(dir: &Path, max_things: usize, parsed: usize) -> (Arc<CountingStore>, ThingEngine) {
     let store = Arc::new(CountingStore {
         inner: RedbStore::open(dir).expect("open store"),
         commits: Mutex::new(Commits::default()),
@@ -443,6 +444,7 @@ fn start_engine(dir: &Path, max_things: usize) -> (Arc<CountingStore>, ThingEngi
     let journal = Journal::start(store.clone(), JournalConfig::default()).expect("journal");
     let config = EngineConfig {
         max_things_in_memory: max_things.max(EngineConfig::default().max_things_in_memory),
+        max_parsed_things: parsed,
         ..EngineConfig::default()
     };
     (store, ThingEngine::start(journal, config))
@@ -470,7 +472,8 @@ struct EngineResults {
 
 fn run_engine(dir: &Path, p: &Params) -> EngineResults {
     let runtime = runtime();
-    let (store, engine) = runtime.block_on(async { start_engine(dir, p.things) });
+    // The modify load's working set (every thing, round robin) is configured to stay parsed.
+    let (store, engine) = runtime.block_on(async { start_engine(dir, p.things, p.things) });
     let path = location_path();
     let results = runtime.block_on(async {
         let rss_empty = rss();
@@ -623,7 +626,9 @@ fn child_hot(p: &Params) {
     // Room for every thing even in the fullest shard: capacity is split evenly over the shards
     // and an ID hash fills them unevenly (a shard of 1M/16 things varies by ~±250).
     let capacity = n + n / 10;
-    let (store, engine) = runtime.block_on(async { start_engine(root.path(), capacity) });
+    // The default parsed tier: the rest of the hot things are kept compact.
+    let parsed = EngineConfig::default().max_parsed_things;
+    let (store, engine) = runtime.block_on(async { start_engine(root.path(), capacity, parsed) });
     let (run, rss_empty, rss_loaded) = runtime.block_on(async {
         let rss_empty = rss();
         let run = drive(&engine, n, p.window, None, 201, create_command).await;
@@ -781,7 +786,8 @@ fn main() {
     println!(
         "parameters: things {} (TWINWIRE_BENCH_THINGS), hot things {} (TWINWIRE_BENCH_HOT_THINGS), \
          window {}, rounds {}, paced {}/s for {} s per round; EngineConfig and JournalConfig \
-         defaults ({} shards, batch <= {} records), tokio multi-thread runtime with {} workers",
+         defaults ({} shards, batch <= {} records) but scenario 1-2 keep all their things parsed \
+         and scenario 4 keeps the default {} parsed, tokio multi-thread runtime with {} workers",
         p.things,
         p.hot_things,
         p.window,
@@ -790,6 +796,7 @@ fn main() {
         p.paced_seconds,
         EngineConfig::default().shards,
         JournalConfig::default().max_batch_events,
+        EngineConfig::default().max_parsed_things,
         std::thread::available_parallelism().map_or(0, |n| n.get()),
     );
     eprintln!("scenario 1-2: engine");

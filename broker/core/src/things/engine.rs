@@ -44,7 +44,7 @@ impl Default for EngineConfig {
         EngineConfig {
             shards: 16,
             max_things_in_memory: 1_000_000,
-            max_parsed_things: 65_536,
+            max_parsed_things: 32_768,
             snapshot_every: 100,
             inbox_capacity: 1024,
             historical_headers: Vec::new(),
