@@ -319,8 +319,10 @@ fn validate_thing(entity: &ThingEntity, thing: &Value) -> Result<(), DittoError>
         .into()
     };
     let obj = thing.as_object().ok_or_else(|| invalid("a JSON object"))?;
-    if obj.get("thingId").and_then(Value::as_str) != Some(entity.id.as_str()) {
-        return Err(exc::id_not_settable_in_protocol());
+    match obj.get("thingId").and_then(Value::as_str) {
+        None => return Err(exc::id_not_deletable()),
+        Some(id) if id != entity.id.as_str() => return Err(exc::id_not_settable_in_protocol()),
+        Some(_) => {}
     }
     match obj.get("policyId") {
         Some(Value::String(p)) => {
@@ -912,6 +914,11 @@ mod tests {
             )["value"]["error"],
             "things:policyId.notdeletable"
         );
+        let r = run(
+            &mut e,
+            &cmd("merge", "/", Some(json!({"thingId": null})), json!({})),
+        );
+        assert_eq!(r["value"]["error"], "things:id.notdeletable");
         assert_eq!(e.revision, 1, "nothing was applied");
     }
 }
