@@ -7,4 +7,5 @@
 pub use twinwire_protocol as protocol;
 
 pub mod journal;
+pub mod policies;
 pub mod things;

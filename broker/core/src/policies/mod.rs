@@ -1,0 +1,12 @@
+//! Policies (docs/basic-policy.md): who may READ and WRITE which part of a thing, a policy or a
+//! thing's messages.
+//!
+//! - [`policy`]: a policy's state, changed only by applying events.
+//! - [`event`]: policy events, applied, journaled and published in one shape.
+//! - [`state`]: one policy command against one policy, pure: the answer or the event.
+//! - [`enforcer`]: a policy compiled for permission checks and READ filtering.
+
+pub mod enforcer;
+pub mod event;
+pub mod policy;
+pub mod state;
