@@ -22,6 +22,10 @@
 
 use lru::LruCache;
 
+fn bench_auth() -> twinwire_core::auth::AuthContext {
+    twinwire_core::auth::AuthContext::new(["pre-authenticated:bench"]).expect("subject")
+}
+
 /// The allocator the `twinwire` binary uses, so the figures are the broker's.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -389,7 +393,7 @@ async fn drive(
             .expect("semaphore");
         let envelope = make(i);
         let begun = Instant::now();
-        let submitted = engine.submit(envelope).await;
+        let submitted = engine.submit(envelope, &bench_auth()).await;
         let slots = Arc::clone(&slots);
         let first_failure = Arc::clone(&first_failure);
         tokio::spawn(async move {

@@ -6,6 +6,7 @@
 
 pub use twinwire_protocol as protocol;
 
+pub mod auth;
 pub mod journal;
 pub mod policies;
 pub mod things;

@@ -4,6 +4,7 @@
 
 use serde_json::{json, Value};
 use std::sync::Arc;
+use twinwire_core::auth::AuthContext;
 use twinwire_core::journal::{Journal, JournalConfig, RedbStore};
 use twinwire_core::things::{EngineConfig, ThingEngine};
 use twinwire_protocol::Envelope;
@@ -28,9 +29,13 @@ fn command(
     Envelope::from_json(v).expect("envelope")
 }
 
+fn auth() -> AuthContext {
+    AuthContext::new(["pre-authenticated:engine-test"]).expect("subject")
+}
+
 /// Executes and waits until durable; the response as JSON.
 async fn run(engine: &ThingEngine, envelope: Envelope) -> Value {
-    let executed = engine.execute(envelope).await;
+    let executed = engine.execute(envelope, &auth()).await;
     executed.durable.await.expect("durable");
     executed.response.to_json()
 }
@@ -226,7 +231,7 @@ async fn one_things_commands_apply_in_submission_order_while_others_run_alongsid
             Some(json!(i)),
             json!({}),
         );
-        pending.push((t, i, engine.submit(env).await));
+        pending.push((t, i, engine.submit(env, &auth()).await));
     }
     let mut last: Vec<(u64, u64)> = vec![(0, 1); 8];
     for (t, i, submitted) in pending {

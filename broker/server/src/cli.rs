@@ -30,9 +30,11 @@ pub enum Command {
         /// Where the journal lives [default: $XDG_DATA_HOME/twinwire or ~/.local/share/twinwire].
         #[arg(long)]
         data_dir: Option<PathBuf>,
-        /// The authorization subject the commands act as (their `ditto-originator`).
-        #[arg(long)]
-        subject: Option<String>,
+        /// An authorization subject the commands act as, `issuer:subject`; repeatable. The first
+        /// is their `ditto-originator` and the one a default policy grants
+        /// [default: pre-authenticated:twinwire-pipe].
+        #[arg(long = "subject")]
+        subjects: Vec<String>,
     },
 }
 
@@ -58,15 +60,25 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Protocol {
             command: ProtocolCommand::Check { files, max_bytes },
         } => protocol_check(&files, max_bytes),
-        Command::Pipe { data_dir, subject } => pipe(data_dir, subject),
+        Command::Pipe { data_dir, subjects } => pipe(data_dir, subjects),
     }
 }
 
-fn pipe(data_dir: Option<PathBuf>, subject: Option<String>) -> ExitCode {
+fn pipe(data_dir: Option<PathBuf>, mut subjects: Vec<String>) -> ExitCode {
     init_logging();
+    if subjects.is_empty() {
+        subjects.push(crate::pipe::DEFAULT_SUBJECT.to_owned());
+    }
+    let auth = match twinwire_core::auth::AuthContext::new(subjects) {
+        Ok(auth) => auth,
+        Err(e) => {
+            eprintln!("twinwire: --subject: {e}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
     let options = crate::pipe::PipeOptions {
         data_dir: data_dir.unwrap_or_else(crate::pipe::default_data_dir),
-        subject,
+        auth,
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -100,6 +112,8 @@ fn init_logging() {
 
 /// Exit code for an input that could not be read (as opposed to 1, "a message is invalid").
 const EXIT_IO_ERROR: u8 = 2;
+/// Exit code for a bad command line, as clap uses.
+const EXIT_USAGE: u8 = 2;
 
 fn protocol_check(files: &[PathBuf], max_bytes: usize) -> ExitCode {
     let stdout = io::stdout();

@@ -12,6 +12,7 @@ use std::io::{self, BufRead, Write};
 use std::path::PathBuf;
 use std::sync::Arc;
 use tokio::sync::mpsc;
+use twinwire_core::auth::AuthContext;
 use twinwire_core::journal::{Journal, JournalConfig, RedbStore};
 use twinwire_core::things::{EngineConfig, Submitted, ThingEngine};
 use twinwire_protocol::exceptions::things as exc;
@@ -21,6 +22,9 @@ use twinwire_protocol::{
     DittoError, Envelope, Headers, JsonPointer, ProtocolError, Topic, DEFAULT_MAX_ENVELOPE_BYTES,
 };
 
+/// The subject `twinwire pipe` acts as without `--subject`.
+pub const DEFAULT_SUBJECT: &str = "pre-authenticated:twinwire-pipe";
+
 /// Commands read but not yet answered. Bounds memory when stdin is faster than the disk.
 const IN_FLIGHT: usize = 4096;
 
@@ -28,8 +32,8 @@ const IN_FLIGHT: usize = 4096;
 #[derive(Debug, Clone)]
 pub struct PipeOptions {
     pub data_dir: PathBuf,
-    /// The authorization subject the commands act as, set as their `ditto-originator`.
-    pub subject: Option<String>,
+    /// The authorization subjects the commands act as; the first is their `ditto-originator`.
+    pub auth: AuthContext,
 }
 
 /// Why the pipe stopped before its input ended.
@@ -96,12 +100,10 @@ where
             Ok(Item::Message(bytes)) => match Envelope::from_slice(&bytes) {
                 Ok(mut envelope) => {
                     envelope.headers.strip_internal_from_client();
-                    if let Some(subject) = &options.subject {
-                        envelope
-                            .headers
-                            .insert(names::DITTO_ORIGINATOR, subject.as_str());
+                    if let Some(subject) = options.auth.first() {
+                        envelope.headers.insert(names::DITTO_ORIGINATOR, subject);
                     }
-                    Answer::Pending(engine.submit(envelope).await)
+                    Answer::Pending(engine.submit(envelope, &options.auth).await)
                 }
                 Err(e) => Answer::Refused(Box::new(refusal(&bytes, &e.into()))),
             },

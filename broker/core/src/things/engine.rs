@@ -4,6 +4,7 @@
 //! things proceed in parallel on their shards.
 
 use super::shard::{fail, Executed, Request, Shard, ShardConfig};
+use crate::auth::AuthContext;
 use crate::journal::{Durable, Journal, JournalError};
 use serde_json::Value;
 use std::future::Future;
@@ -91,14 +92,14 @@ impl ThingEngine {
 
     /// Executes a twin thing command: the response and events once the shard applied it, and
     /// a [`Durable`] for when it is on disk.
-    pub async fn execute(&self, envelope: Envelope) -> Executed {
-        self.submit(envelope).await.await
+    pub async fn execute(&self, envelope: Envelope, auth: &AuthContext) -> Executed {
+        self.submit(envelope, auth).await.await
     }
 
     /// Hands a command to its shard and returns what will answer it. Commands submitted one
     /// after the other reach their shard in that order, however their answers are awaited: a
     /// caller pipelining many commands submits in order and awaits concurrently.
-    pub async fn submit(&self, envelope: Envelope) -> Submitted {
+    pub async fn submit(&self, envelope: Envelope, auth: &AuthContext) -> Submitted {
         let topic = &envelope.topic;
         let is_twin_command = topic.group == Group::Things
             && topic.channel == Channel::Twin
@@ -112,8 +113,9 @@ impl ThingEngine {
         }
         if topic.criterion == Criterion::Commands(CommandAction::Retrieve) && topic.is_wildcard() {
             let engine = self.clone();
+            let auth = auth.clone();
             return Submitted(State::Task(tokio::spawn(async move {
-                engine.retrieve_things(envelope).await
+                engine.retrieve_things(envelope, auth).await
             })));
         }
         let id = match ThingId::parse(&topic.entity_id()) {
@@ -127,10 +129,10 @@ impl ThingEngine {
                 ))
             }
         };
-        self.send(envelope, id).await
+        self.send(envelope, id, auth.clone()).await
     }
 
-    async fn send(&self, envelope: Envelope, id: ThingId) -> Submitted {
+    async fn send(&self, envelope: Envelope, id: ThingId, auth: AuthContext) -> Submitted {
         let shard = &self.shards[shard_of(&id, self.shards.len())];
         let (reply, answer) = oneshot::channel();
         // Kept to answer should the shard drop the command unanswered. The error response
@@ -142,6 +144,7 @@ impl ThingEngine {
         let request = Request {
             envelope,
             id,
+            auth,
             reply,
         };
         if let Err(mpsc::error::SendError(request)) = shard.send(request).await {
@@ -155,7 +158,7 @@ impl ThingEngine {
 
     /// `retrieveThings`: each thing from its shard, the found ones in the order asked for. The
     /// response leaves once every change it shows is durable.
-    async fn retrieve_things(&self, envelope: Envelope) -> Executed {
+    async fn retrieve_things(&self, envelope: Envelope, auth: AuthContext) -> Executed {
         let ids: Vec<ThingId> = match envelope
             .value
             .as_ref()
@@ -183,7 +186,7 @@ impl ThingEngine {
                 JsonPointer::root(),
             );
             single.fields = envelope.fields.clone();
-            let executed = self.send(single, id.clone()).await.await;
+            let executed = self.send(single, id.clone(), auth.clone()).await.await;
             if executed.durable.await.is_err() {
                 return fail(&envelope, exc::thing_unavailable(id.as_str()));
             }

@@ -6,6 +6,7 @@
 use super::event::ThingEvent;
 use super::state::{self, Command, Outcome};
 use super::thing::ThingEntity;
+use crate::auth::AuthContext;
 use crate::journal::{Durable, Journal, JournalError, StoredEvent, StoredSnapshot};
 use lru::LruCache;
 use serde_json::{Map, Value};
@@ -31,6 +32,8 @@ pub struct Executed {
 pub(super) struct Request {
     pub(super) envelope: Envelope,
     pub(super) id: ThingId,
+    /// Who sends the command; enforcement checks it against the thing's policy.
+    pub(super) auth: AuthContext,
     pub(super) reply: oneshot::Sender<Executed>,
 }
 
@@ -110,13 +113,15 @@ impl Shard {
 
     pub(super) async fn run(mut self, mut inbox: mpsc::Receiver<Request>) {
         while let Some(request) = inbox.recv().await {
-            let executed = self.execute(request.envelope, request.id).await;
+            let executed = self
+                .execute(request.envelope, request.id, &request.auth)
+                .await;
             // A requester that went away no longer wants the answer; the change stands.
             let _ = request.reply.send(executed);
         }
     }
 
-    async fn execute(&mut self, envelope: Envelope, id: ThingId) -> Executed {
+    async fn execute(&mut self, envelope: Envelope, id: ThingId, _auth: &AuthContext) -> Executed {
         let command = match Command::from_envelope(&envelope) {
             Ok(c) => c,
             Err(e) => return fail(&envelope, e),
