@@ -483,31 +483,7 @@ fn retrieve(entity: &ThingEntity, cmd: Command<'_>) -> Result<Value, DittoError>
 
 /// The not-found error of the resource a command addresses.
 fn not_found(entity: &ThingEntity, cmd: Command<'_>) -> DittoError {
-    let id = entity.id.as_str();
-    let path = &cmd.envelope.path;
-    let feature = path
-        .segments()
-        .get(1)
-        .map(String::as_str)
-        .unwrap_or_default();
-    let rest = |skip| path.skip(skip).to_string();
-    match cmd.resource {
-        ThingResource::Thing | ThingResource::PolicyId => exc::thing_not_found(id),
-        ThingResource::Definition => exc::thing_definition_not_found(id),
-        ThingResource::Attributes => exc::attributes_not_found(id),
-        ThingResource::Attribute => exc::attribute_not_found(id, &rest(1)),
-        ThingResource::Features => exc::features_not_found(id),
-        ThingResource::Feature => exc::feature_not_found(id, feature),
-        ThingResource::FeatureDefinition => exc::feature_definition_not_found(id, feature),
-        ThingResource::FeatureProperties => exc::feature_properties_not_found(id, feature),
-        ThingResource::FeatureProperty => exc::feature_property_not_found(id, feature, &rest(3)),
-        ThingResource::FeatureDesiredProperties => {
-            exc::feature_desired_properties_not_found(id, feature)
-        }
-        ThingResource::FeatureDesiredProperty => {
-            exc::feature_desired_property_not_found(id, feature, &rest(3))
-        }
-    }
+    super::errors::not_found(entity.id.as_str(), cmd.resource, &cmd.envelope.path)
 }
 
 #[cfg(test)]
