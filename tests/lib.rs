@@ -386,3 +386,172 @@ impl ThingCase {
         failures
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Policy commands.
+
+/// One policy command of the reference with the setup it needs and the response the reference
+/// gives for it. The reference has no policy event examples: the runner checks the events it
+/// sees itself (they classify as Ditto policy events and rebuild the same policy).
+#[derive(Debug, Clone)]
+pub struct PolicyCase {
+    /// The command file (with `#2` for its second example) and the response file.
+    pub name: String,
+    /// Commands to run first, each of which must succeed.
+    pub setup: Vec<serde_json::Value>,
+    pub command: serde_json::Value,
+    pub response: serde_json::Value,
+}
+
+/// Policy command examples not paired with a response, with why.
+pub const SKIPPED_POLICY_CASES: &[(&str, &str)] = &[(
+    "retrievepolicy-withfieldselector.md",
+    "no response file of its own; selection has its own tests",
+)];
+
+/// Every policy command of the reference (create, modify, delete, retrieve of the policy and its
+/// parts) paired with each of its responses, after the setup it needs: the reference policy of
+/// `createpolicy.md` (the policy `org.eclipse.ditto:the_policy_id` with the entry `the_label`),
+/// minus the part a "created" response creates, plus the imports and entries a command refers to.
+///
+/// The reference policy grants no one WRITE on `policy:/`, so Ditto accepts it only with its
+/// lockout prevention switched off (`policy-lockout-prevention-enabled = false`); run these cases
+/// the same way.
+pub fn policy_cases() -> Vec<PolicyCase> {
+    use serde_json::{json, Value};
+    let examples = protocol_examples();
+    let message = |relative: &str, index: usize| -> Value {
+        examples
+            .iter()
+            .find(|e| e.relative == relative)
+            .and_then(|e| e.messages.get(index).cloned())
+            .unwrap_or_else(|| panic!("{relative} #{index}"))
+    };
+    const DIR: &str = "policies/commands";
+    const TOPIC: &str = "org.eclipse.ditto/the_policy_id/policies/commands";
+    let setup_cmd = |action: &str, path: &str, value: Option<Value>| -> Value {
+        let mut c = json!({
+            "topic": format!("{TOPIC}/{action}"),
+            "headers": {"correlation-id": "setup"},
+            "path": path,
+        });
+        if let Some(v) = value {
+            c["value"] = v;
+        }
+        c
+    };
+    let create = message(&format!("{DIR}/modify/createpolicy.md"), 0);
+    // What references.md's reference list needs: the import it names and the local entry.
+    let references_targets = || {
+        vec![
+            setup_cmd(
+                "modify",
+                "/imports/org.eclipse.ditto:imported-policy",
+                Some(json!({"entries": ["IMPORTED_ENTRY"]})),
+            ),
+            setup_cmd(
+                "modify",
+                "/entries/LOCAL_ENTRY",
+                Some(json!({"subjects": {"google:local": {"type": "local"}},
+                    "resources": {"thing:/": {"grant": ["READ"], "revoke": []}}})),
+            ),
+        ]
+    };
+    let mut cases = Vec::new();
+    for example in &examples {
+        let rel = &example.relative;
+        let Some(file) = rel.strip_prefix(&format!("{DIR}/")) else {
+            continue;
+        };
+        let (dir, stem) = file.split_once('/').expect("dir/file");
+        let stem = stem.trim_end_matches(".md");
+        if stem.contains("response")
+            || SKIPPED_POLICY_CASES
+                .iter()
+                .any(|(f, _)| *f == format!("{stem}.md"))
+        {
+            continue;
+        }
+        let responses: Vec<&Example> = examples
+            .iter()
+            .filter(|e| {
+                e.relative
+                    .starts_with(&format!("{DIR}/{dir}/{stem}response"))
+            })
+            .collect();
+        for (index, command) in example.messages.iter().enumerate() {
+            let path = command["path"].as_str().unwrap_or("/").to_owned();
+            for response_example in &responses {
+                let response = response_example.messages[0].clone();
+                let created = response["status"] == 201;
+                if index > 0 && created {
+                    // The created response shows the first example's value only.
+                    continue;
+                }
+                let mut setup = Vec::new();
+                let reference_policy =
+                    stem != "createpolicy" && !(stem == "modifypolicy" && created);
+                if reference_policy {
+                    setup.push(create.clone());
+                }
+                match stem {
+                    "modifypolicyentry" | "modifyresource" | "modifysubject" if created => {
+                        setup.push(setup_cmd("delete", &path, None));
+                    }
+                    "modifyimport" if !created => setup.push(command.clone()),
+                    "deleteimport" => setup.push(setup_cmd(
+                        "modify",
+                        &path.replacen("/import/", "/imports/", 1),
+                        Some(json!({"entries": ["IMPORTED_ENTRY"]})),
+                    )),
+                    "modifyreferences" => {
+                        setup.extend(references_targets());
+                        // Modified: the entry has these references already.
+                        setup.push(command.clone());
+                    }
+                    "deletereferences" => {
+                        setup.extend(references_targets());
+                        setup.push(message(&format!("{DIR}/modify/modifyreferences.md"), 0));
+                    }
+                    "retrievereferences" => {
+                        setup.extend(references_targets());
+                        setup.push(setup_cmd("modify", &path, response.get("value").cloned()));
+                    }
+                    "retrieveimport" | "retrieveimports" | "retrievepolicyentries" => {
+                        setup.push(setup_cmd("modify", &path, response.get("value").cloned()));
+                    }
+                    _ => {}
+                }
+                let suffix = if index > 0 {
+                    format!("#{}", index + 1)
+                } else {
+                    String::new()
+                };
+                cases.push(PolicyCase {
+                    name: format!("{rel}{suffix} -> {}", response_example.relative),
+                    setup,
+                    command: command.clone(),
+                    response,
+                });
+            }
+        }
+    }
+    cases
+}
+
+/// The number of [`policy_cases`]: 23 modify and 10 query command/response pairs (see
+/// [`SKIPPED_POLICY_CASES`]).
+pub const POLICY_CASES: usize = 33;
+
+impl PolicyCase {
+    /// What differs between the reference and what twinwire answered (status, topic, path and
+    /// value of the response). Empty when it answered as the reference.
+    pub fn check(&self, response: &serde_json::Value) -> Vec<String> {
+        let (got, want) = (essentials(response), essentials(&self.response));
+        if got == want {
+            Vec::new()
+        } else {
+            vec![format!("{}:\n   got {got}\n  want {want}", self.name)]
+        }
+    }
+}

@@ -2,11 +2,16 @@
 //! the acknowledgement collector, enrichment and connection pipelines; the twin engine issue starts it.
 //! It builds on twinwire-protocol and never sees a transport's own message types.
 //!
+//! - [`things`]: the thing model, its commands, and the sharded engine that owns the things.
+//! - [`policies`]: the policy model, its commands, and the compiled enforcer.
 //! - [`journal`]: the durable event journal: group commit with fsync, snapshots, recovery.
+//! - [`auth`]: the authorization context (subjects) a command acts as.
+//! - `conditional`: if-match, if-none-match and if-equal, shared by things and policies.
 
 pub use twinwire_protocol as protocol;
 
 pub mod auth;
+pub(crate) mod conditional;
 pub mod journal;
 pub mod policies;
 pub mod things;

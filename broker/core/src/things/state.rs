@@ -6,9 +6,9 @@ use super::event::ThingEvent;
 use super::json;
 use super::metadata;
 use super::thing::ThingEntity;
+use crate::conditional;
 use serde_json::{Map, Value};
 use twinwire_protocol::exceptions::things as exc;
-use twinwire_protocol::headers::{EntityTagMatchers, IfEqual};
 use twinwire_protocol::signal::{Resource, SignalKind, ThingResource};
 use twinwire_protocol::topic::{CommandAction, Criterion, EventAction};
 use twinwire_protocol::{DittoError, Envelope, ProtocolError};
@@ -205,46 +205,23 @@ pub fn handle(entity: &ThingEntity, cmd: Command<'_>, now: &str) -> Result<Outco
     }
 }
 
+/// The things group's answers to a failed precondition.
+const PRECONDITION_ERRORS: conditional::PreconditionErrors = conditional::PreconditionErrors {
+    failed: exc::precondition_failed,
+    not_modified: exc::precondition_not_modified,
+};
+
 /// `if-match`, then `if-none-match` (RFC 7232 with the thing's `"rev:N"` entity tag), then the
 /// RQL `condition`, in the order Ditto evaluates them.
 fn check_preconditions(entity: &ThingEntity, cmd: Command<'_>) -> Result<(), DittoError> {
     let headers = &cmd.envelope.headers;
-    let etag = entity.etag();
-    let exists = entity.exists();
-    let matches = |m: &EntityTagMatchers| match m {
-        EntityTagMatchers::Any => exists,
-        // Strong comparison: a weak tag never matches for a precondition on a modify.
-        EntityTagMatchers::Tags(tags) => {
-            exists
-                && tags
-                    .iter()
-                    .any(|t| !t.weak && format!("\"{}\"", t.opaque) == etag)
-        }
-    };
-    let raw = |name: &str| {
-        headers
-            .get_str(name)
-            .map(|v| v.into_owned())
-            .unwrap_or_default()
-    };
-    if let Some(m) = headers.if_match()? {
-        if !matches(&m) {
-            return Err(exc::precondition_failed(
-                "if-match",
-                &raw("if-match"),
-                &etag,
-            ));
-        }
-    }
-    if let Some(m) = headers.if_none_match()? {
-        if matches(&m) {
-            return Err(if cmd.action == CommandAction::Retrieve {
-                exc::precondition_not_modified(&raw("if-none-match"), &etag)
-            } else {
-                exc::precondition_failed("if-none-match", &raw("if-none-match"), &etag)
-            });
-        }
-    }
+    conditional::check_entity_tag(
+        headers,
+        &entity.etag(),
+        entity.exists(),
+        cmd.action == CommandAction::Retrieve,
+        &PRECONDITION_ERRORS,
+    )?;
     if let Some(condition) = headers.condition()? {
         let thing = entity
             .thing
@@ -269,10 +246,9 @@ fn condition_holds(condition: &str, thing: &Value) -> Result<bool, DittoError> {
     Ok(predicate.matches(&twinwire_protocol::rql::ThingContext::new(thing)))
 }
 
-/// Whether `if-equal` asks to refuse a change to what is already there (`skip`, and
-/// `skip-minimizing-merge`, which twinwire treats as `skip`).
+/// Whether `if-equal` asks to refuse a change to what is already there.
 fn skip_requested(env: &Envelope) -> Result<bool, DittoError> {
-    Ok(env.headers.if_equal()? != IfEqual::Update)
+    conditional::skip_requested(&env.headers)
 }
 
 /// The JSON of a thing created or replaced by `value`: the topic's thing ID first (one in the
