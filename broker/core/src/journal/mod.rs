@@ -27,6 +27,7 @@
 //!   absent after a restart. An fsync that fails may still have written. A requester that got no
 //!   twin-persisted acknowledgement must treat the outcome as unknown, as in Ditto.
 
+pub mod appender;
 mod batch;
 mod error;
 mod recovery;

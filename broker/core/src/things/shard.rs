@@ -7,11 +7,11 @@ use super::event::ThingEvent;
 use super::state::{self, Command, Outcome};
 use super::thing::ThingEntity;
 use crate::auth::AuthContext;
+use crate::journal::appender::Appender;
 use crate::journal::{Durable, Journal, JournalError, StoredEvent, StoredSnapshot};
 use lru::LruCache;
 use serde_json::{Map, Value};
 use std::num::NonZeroUsize;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 use twinwire_protocol::exceptions::things as exc;
@@ -73,17 +73,13 @@ impl Compact {
 }
 
 pub(super) struct Shard {
-    journal: Journal,
+    appender: Appender,
     config: ShardConfig,
     /// The recently used things, parsed. When full, the least recently used is compacted.
     things: LruCache<ThingId, Cached>,
     /// The other things in memory, as bytes. When full, the least recently used is dropped: the
     /// journal has it.
     compact: LruCache<ThingId, Compact>,
-    /// Appends issued by this shard so far.
-    appended: u64,
-    /// Appends known durable (every one up to this number); advanced by watcher tasks.
-    durable: Arc<AtomicU64>,
 }
 
 /// The journal key of a thing.
@@ -102,12 +98,10 @@ fn now() -> (String, i64) {
 impl Shard {
     pub(super) fn new(journal: Journal, config: ShardConfig) -> Self {
         Shard {
-            journal,
+            appender: Appender::new(journal),
             things: LruCache::new(config.max_parsed),
             compact: LruCache::new(config.max_things),
             config,
-            appended: 0,
-            durable: Arc::new(AtomicU64::new(0)),
         }
     }
 
@@ -131,10 +125,16 @@ impl Shard {
         if command.action == twinwire_protocol::topic::CommandAction::Retrieve && historical {
             // History is read from the journal: first let this thing's queued changes reach it.
             let last_append = self.things.peek(&id).map_or(0, |c| c.last_append);
-            if self.durable_through(last_append).await.await.is_err() {
+            if self
+                .appender
+                .durable_through(last_append)
+                .await
+                .await
+                .is_err()
+            {
                 return fail(&envelope, exc::thing_unavailable(id.as_str()));
             }
-            match historical_target(&envelope, &self.journal, &id) {
+            match historical_target(&envelope, self.appender.journal(), &id) {
                 Ok(None) => {}
                 Ok(Some(revision)) => {
                     return self.retrieve_historical(&envelope, command, &id, revision)
@@ -144,7 +144,7 @@ impl Shard {
         }
         let persisted_headers = self.persisted_headers(&envelope);
         let snapshot_every = self.config.snapshot_every;
-        let sequence = self.appended + 1;
+        let sequence = self.appender.next_sequence();
         let cached = match self.load(&id) {
             Ok(c) => c,
             Err(e) => return fail(&envelope, e),
@@ -165,7 +165,7 @@ impl Shard {
                         .insert(twinwire_protocol::headers::names::DITTO_METADATA, selected);
                 }
                 let last_append = cached.last_append;
-                let durable = self.durable_through(last_append).await;
+                let durable = self.appender.durable_through(last_append).await;
                 return Executed {
                     response,
                     events: Vec::new(),
@@ -190,7 +190,6 @@ impl Shard {
             timestamp_millis: millis,
             data: cached.entity.snapshot_data(),
         });
-        self.appended = sequence;
         let published = event.to_envelope(&id, event_headers(&envelope));
         let stored = StoredEvent {
             entity: journal_key(&id),
@@ -198,14 +197,11 @@ impl Shard {
             timestamp_millis: millis,
             data: event.encode(),
         };
-        let durable = self.journal.append(vec![stored]).await;
-        if let Some(snapshot) = snapshot {
-            self.journal.snapshot(snapshot).await;
-        }
+        let durable = self.appender.append(vec![stored], snapshot).await;
         Executed {
             response,
             events: vec![published],
-            durable: self.watch(sequence, durable),
+            durable,
         }
     }
 
@@ -220,7 +216,7 @@ impl Shard {
                     })?,
                     last_append: compact.last_append,
                 },
-                None => Cached { entity: recover(&self.journal, id, u64::MAX)?, last_append: 0 },
+                None => Cached { entity: recover(self.appender.journal(), id, u64::MAX)?, last_append: 0 },
             };
             if let Some((evicted_id, evicted)) = self.things.push(id.clone(), cached) {
                 if &evicted_id != id {
@@ -240,7 +236,7 @@ impl Shard {
         id: &ThingId,
         revision: u64,
     ) -> Executed {
-        let entity = match recover(&self.journal, id, revision) {
+        let entity = match recover(self.appender.journal(), id, revision) {
             Ok(e) if e.revision == revision && e.exists() => e,
             Ok(_) => {
                 return fail(
@@ -254,7 +250,7 @@ impl Shard {
         match state::handle(&entity, command, &timestamp) {
             Ok(outcome) => {
                 let mut response = outcome.response_to(envelope);
-                if let Some(headers) = historical_headers(&self.journal, id, revision) {
+                if let Some(headers) = historical_headers(self.appender.journal(), id, revision) {
                     response
                         .headers
                         .insert("historical-headers", Value::Object(headers));
@@ -277,29 +273,6 @@ impl Shard {
             }
         }
         (!kept.is_empty()).then_some(kept)
-    }
-
-    /// A `Durable` for a read: ready when the thing's last append is known durable, else the
-    /// end of an empty append queued behind it.
-    async fn durable_through(&self, last_append: u64) -> Durable {
-        if self.durable.load(Ordering::Acquire) >= last_append {
-            Durable::ok()
-        } else {
-            self.journal.append(Vec::new()).await
-        }
-    }
-
-    /// Forwards an append's outcome and, on success, advances the shard's durable watermark.
-    /// Appends of one shard complete in order (one writer), so the watermark only rises.
-    fn watch(&self, sequence: u64, durable: Durable) -> Durable {
-        let watermark = Arc::clone(&self.durable);
-        Durable::spawn(async move {
-            let result = durable.await;
-            if result.is_ok() {
-                watermark.fetch_max(sequence, Ordering::AcqRel);
-            }
-            result
-        })
     }
 }
 
