@@ -32,6 +32,13 @@ impl AuthContext {
         })
     }
 
+    /// No subjects: for the engine's own internal requests, which no policy grants anything.
+    pub fn none() -> Self {
+        AuthContext {
+            subjects: Arc::from(Vec::<String>::new()),
+        }
+    }
+
     pub fn subjects(&self) -> &[String] {
         &self.subjects
     }

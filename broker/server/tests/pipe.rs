@@ -62,7 +62,17 @@ fn every_reference_thing_command_answers_as_the_reference_through_the_pipe() {
     let dir = tempfile::tempdir().expect("temp dir");
     let cases = thing_cases();
     assert_eq!(cases.len(), THING_CASES);
-    let mut input = Vec::new();
+    // The reference's things name the policy `org.eclipse.ditto:the_policy_id`: it must exist
+    // and let the pipe's subject do everything.
+    let mut input = vec![json!({
+        "topic": "org.eclipse.ditto/the_policy_id/policies/commands/create",
+        "headers": {"correlation-id": "policy"}, "path": "/",
+        "value": {"entries": {"all": {
+            "subjects": {"pre-authenticated:twinwire-pipe": {"type": "test"}},
+            "resources": {"thing:/": {"grant": ["READ", "WRITE"], "revoke": []},
+                          "policy:/": {"grant": ["READ", "WRITE"], "revoke": []}}
+        }}}
+    })];
     let mut renamed_cases = Vec::new();
     for (i, case) in cases.iter().enumerate() {
         let name = format!("fancy-thing-{i}");
@@ -189,7 +199,7 @@ fn bad_lines_get_error_responses_and_the_rest_goes_on() {
             "json.invalid",
             "protocoladapter:unknown.path",
             "things:thing.notfound",
-            "protocoladapter:unknown.command"
+            "policies:policy.notfound"
         ]
     );
     assert_eq!(correlation(&lines[1]), "bad-path");

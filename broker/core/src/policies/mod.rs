@@ -6,8 +6,12 @@
 //! - [`event`]: policy events, applied, journaled and published in one shape.
 //! - [`state`]: one policy command against one policy, pure: the answer or the event.
 //! - [`enforcer`]: a policy compiled for permission checks and READ filtering.
+//! - [`enforcers`]: the cache of compiled policies shared by all shards, and the policy command rules.
+//! - [`shard`]: the task owning a share of the policies.
 
 pub mod enforcer;
+pub mod enforcers;
 pub mod event;
 pub mod policy;
+pub mod shard;
 pub mod state;

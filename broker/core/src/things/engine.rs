@@ -6,6 +6,9 @@
 use super::shard::{fail, Executed, Request, Shard, ShardConfig};
 use crate::auth::AuthContext;
 use crate::journal::{Durable, Journal, JournalError};
+use crate::policies::enforcers::Enforcers;
+use crate::policies::shard::{PolicyRequest, PolicyShard};
+use crate::policies::state::PolicyConfig;
 use serde_json::Value;
 use std::future::Future;
 use std::hash::{Hash, Hasher};
@@ -16,7 +19,9 @@ use std::task::{Context, Poll};
 use tokio::sync::{mpsc, oneshot};
 use twinwire_protocol::exceptions::things as exc;
 use twinwire_protocol::topic::{Channel, CommandAction, Criterion, Group};
-use twinwire_protocol::{Envelope, Headers, JsonPointer, ProtocolError, ThingId, Topic};
+use twinwire_protocol::{
+    DittoError, Envelope, Headers, JsonPointer, PolicyId, ProtocolError, ThingId, Topic,
+};
 
 /// How the engine is sized.
 #[derive(Debug, Clone)]
@@ -38,6 +43,12 @@ pub struct EngineConfig {
     /// Command headers stored with each event and answered as `historical-headers` (Ditto's
     /// `historical-headers-to-persist`; none by default, as in Ditto).
     pub historical_headers: Vec<String>,
+    /// Policy shard tasks; policies are few beside things.
+    pub policy_shards: usize,
+    /// Policies kept in memory per policy shard.
+    pub policies_per_shard: usize,
+    /// The operator's policy rules (lockout prevention, expiry granularity).
+    pub policy_rules: PolicyConfig,
 }
 
 impl Default for EngineConfig {
@@ -49,6 +60,9 @@ impl Default for EngineConfig {
             snapshot_every: 100,
             inbox_capacity: 1024,
             historical_headers: Vec::new(),
+            policy_shards: 4,
+            policies_per_shard: 100_000,
+            policy_rules: PolicyConfig::default(),
         }
     }
 }
@@ -57,6 +71,8 @@ impl Default for EngineConfig {
 #[derive(Clone, Debug)]
 pub struct ThingEngine {
     shards: Arc<[mpsc::Sender<Request>]>,
+    policy_shards: Arc<[mpsc::Sender<PolicyRequest>]>,
+    enforcers: Arc<Enforcers>,
     journal: Journal,
 }
 
@@ -64,6 +80,23 @@ impl ThingEngine {
     /// Starts the shard tasks on the current tokio runtime.
     pub fn start(journal: Journal, config: EngineConfig) -> Self {
         let shards = config.shards.max(1);
+        let enforcers = Arc::new(Enforcers::new(journal.clone()));
+        let policy_capacity =
+            NonZeroUsize::new(config.policies_per_shard.max(1)).unwrap_or(NonZeroUsize::MIN);
+        let policy_senders: Vec<_> = (0..config.policy_shards.max(1))
+            .map(|_| {
+                let (sender, inbox) = mpsc::channel(config.inbox_capacity.max(1));
+                let shard = PolicyShard::new(
+                    journal.clone(),
+                    policy_capacity,
+                    config.policy_rules.clone(),
+                    config.snapshot_every.max(1),
+                    Arc::clone(&enforcers),
+                );
+                tokio::spawn(shard.run(inbox));
+                sender
+            })
+            .collect();
         let per_shard =
             |total: usize| NonZeroUsize::new((total / shards).max(1)).unwrap_or(NonZeroUsize::MIN);
         let parsed = config.max_parsed_things.min(config.max_things_in_memory);
@@ -72,6 +105,7 @@ impl ThingEngine {
             max_parsed: per_shard(parsed),
             snapshot_every: config.snapshot_every.max(1),
             historical_headers: config.historical_headers.into(),
+            enforcers: Arc::clone(&enforcers),
         };
         let senders: Vec<_> = (0..shards)
             .map(|_| {
@@ -82,6 +116,8 @@ impl ThingEngine {
             .collect();
         ThingEngine {
             shards: senders.into(),
+            policy_shards: policy_senders.into(),
+            enforcers,
             journal,
         }
     }
@@ -101,6 +137,9 @@ impl ThingEngine {
     /// caller pipelining many commands submits in order and awaits concurrently.
     pub async fn submit(&self, envelope: Envelope, auth: &AuthContext) -> Submitted {
         let topic = &envelope.topic;
+        if topic.group == Group::Policies && matches!(topic.criterion, Criterion::Commands(_)) {
+            return self.send_policy_command(envelope, auth.clone()).await;
+        }
         let is_twin_command = topic.group == Group::Things
             && topic.channel == Channel::Twin
             && matches!(topic.criterion, Criterion::Commands(_));
@@ -129,6 +168,18 @@ impl ThingEngine {
                 ))
             }
         };
+        let creates_or_replaces = envelope.path.is_root()
+            && matches!(
+                topic.criterion,
+                Criterion::Commands(CommandAction::Create | CommandAction::Modify)
+            );
+        if creates_or_replaces && !self.thing_exists(&id).await {
+            // A new thing needs its policy first (Ditto's thing creation): only then may the
+            // thing's shard check the command against it.
+            if let Err(e) = self.prepare_policy(&envelope, &id, auth).await {
+                return Submitted::ready(fail(&envelope, e));
+            }
+        }
         self.send(envelope, id, auth.clone()).await
     }
 
@@ -145,6 +196,7 @@ impl ThingEngine {
             envelope,
             id,
             auth,
+            probe: false,
             reply,
         };
         if let Err(mpsc::error::SendError(request)) = shard.send(request).await {
@@ -154,6 +206,159 @@ impl ThingEngine {
             ));
         }
         Submitted(State::Waiting(answer, unanswered))
+    }
+
+    /// Whether a thing exists now, asked of its shard (in order with its commands).
+    async fn thing_exists(&self, id: &ThingId) -> bool {
+        let shard = &self.shards[shard_of(id, self.shards.len())];
+        let (reply, answer) = oneshot::channel();
+        let probe = Envelope::new(
+            thing_topic(id, CommandAction::Retrieve),
+            Headers::new(),
+            JsonPointer::root(),
+        );
+        let request = Request {
+            envelope: probe,
+            id: id.clone(),
+            auth: AuthContext::none(),
+            probe: true,
+            reply,
+        };
+        if shard.send(request).await.is_err() {
+            return false;
+        }
+        matches!(answer.await, Ok(executed) if executed.response.status == Some(200))
+    }
+
+    /// Makes sure the policy a new thing will have exists (Ditto's thing creation): a copy of
+    /// another policy (`_copyPolicyFrom`: a policy ID or `{{ ref:things/<id>/policyId }}`), an
+    /// inline `_policy`, an existing `policyId`, or else a default policy with the thing's ID
+    /// granting the first subject READ and WRITE on `thing:/`, `policy:/` and `message:/`.
+    async fn prepare_policy(
+        &self,
+        envelope: &Envelope,
+        id: &ThingId,
+        auth: &AuthContext,
+    ) -> Result<(), DittoError> {
+        let Some(value) = envelope.value.as_ref().and_then(Value::as_object) else {
+            return Ok(()); // the thing's shard answers the invalid value
+        };
+        let named = value.get("policyId").and_then(Value::as_str);
+        let target = named.unwrap_or(id.as_str()).to_owned();
+        if PolicyId::parse(&target).is_none() {
+            return Err(ProtocolError::PolicyIdInvalid { id: target }.into());
+        }
+        let new_policy = if let Some(source) = value.get("_copyPolicyFrom") {
+            let source = source.as_str().ok_or(ProtocolError::ValueType {
+                signal: "createThing".into(),
+                expected: "_copyPolicyFrom as a policy ID or {{ ref:things/<id>/policyId }}",
+            })?;
+            let source_id = match thing_reference(source) {
+                Some(thing) => self.policy_id_of(&thing, auth).await?,
+                None => source.to_owned(),
+            };
+            let mut json = self.readable_policy(&source_id, auth).await?;
+            json["policyId"] = Value::from(target.as_str());
+            Some(json)
+        } else if let Some(inline) = value.get("_policy") {
+            let mut json = inline.clone();
+            if !json.is_object() {
+                return Err(ProtocolError::ValueType {
+                    signal: "createThing".into(),
+                    expected: "_policy as a policy object",
+                }
+                .into());
+            }
+            json["policyId"] = Value::from(target.as_str());
+            Some(json)
+        } else if self.enforcers.exists(&target)? {
+            None
+        } else if named.is_some() {
+            return Err(exc::thing_not_creatable(id.as_str(), &target));
+        } else {
+            Some(
+                default_policy(&target, auth)
+                    .ok_or_else(|| exc::thing_not_creatable(id.as_str(), &target))?,
+            )
+        };
+        if let Some(json) = new_policy {
+            let topic = policy_topic(&target, CommandAction::Create);
+            let mut create = Envelope::new(topic, envelope.headers.clone(), JsonPointer::root());
+            create.value = Some(json);
+            let created = self.send_policy_command(create, auth.clone()).await.await;
+            if created.response.status != Some(201) {
+                return Err(error_of(&created.response));
+            }
+        }
+        Ok(())
+    }
+
+    /// The policy ID of a thing, read as the requester.
+    async fn policy_id_of(&self, thing: &str, auth: &AuthContext) -> Result<String, DittoError> {
+        let id = ThingId::parse(thing).ok_or_else(|| ProtocolError::ThingIdInvalid {
+            id: thing.to_owned(),
+        })?;
+        let mut retrieve = Envelope::new(
+            thing_topic(&id, CommandAction::Retrieve),
+            Headers::new(),
+            JsonPointer::root(),
+        );
+        retrieve.path = JsonPointer::from_segments(["policyId"]);
+        let executed = self.send(retrieve, id, auth.clone()).await.await;
+        match (executed.response.status, executed.response.value) {
+            (Some(200), Some(Value::String(policy_id))) => Ok(policy_id),
+            _ => Err(exc::thing_not_found(thing)),
+        }
+    }
+
+    /// A policy as the requester may read it.
+    async fn readable_policy(
+        &self,
+        policy_id: &str,
+        auth: &AuthContext,
+    ) -> Result<Value, DittoError> {
+        let retrieve = Envelope::new(
+            policy_topic(policy_id, CommandAction::Retrieve),
+            Headers::new(),
+            JsonPointer::root(),
+        );
+        let executed = self.send_policy_command(retrieve, auth.clone()).await.await;
+        match (executed.response.status, &executed.response.value) {
+            (Some(200), Some(json)) => Ok(json.clone()),
+            _ => Err(error_of(&executed.response)),
+        }
+    }
+
+    /// Hands a policy command to the shard owning the policy.
+    async fn send_policy_command(&self, envelope: Envelope, auth: AuthContext) -> Submitted {
+        let Some(id) = PolicyId::parse(&envelope.topic.entity_id()) else {
+            let error = ProtocolError::PolicyIdInvalid {
+                id: envelope.topic.entity_id(),
+            };
+            return Submitted::ready(fail(&envelope, error));
+        };
+        let shard = &self.policy_shards[shard_index(id.as_str(), self.policy_shards.len())];
+        let (reply, answer) = oneshot::channel();
+        let unavailable = fail(
+            &envelope,
+            twinwire_protocol::exceptions::policies::policy_unavailable(id.as_str()),
+        );
+        if shard
+            .send(PolicyRequest {
+                envelope,
+                id,
+                auth,
+                reply,
+            })
+            .await
+            .is_err()
+        {
+            return Submitted::ready(unavailable);
+        }
+        // Policy commands are rare: a task per answer keeps `Submitted` small for things.
+        Submitted(State::Task(tokio::spawn(async move {
+            answer.await.unwrap_or(unavailable)
+        })))
     }
 
     /// `retrieveThings`: each thing from its shard, the found ones in the order asked for. The
@@ -211,8 +416,14 @@ impl ThingEngine {
 
     /// Stops the shards and waits until everything they appended is durable.
     pub async fn shutdown(self) -> Result<(), JournalError> {
-        let ThingEngine { shards, journal } = self;
+        let ThingEngine {
+            shards,
+            policy_shards,
+            journal,
+            ..
+        } = self;
         drop(shards);
+        drop(policy_shards);
         journal.flush().await
     }
 }
@@ -230,9 +441,61 @@ fn thing_topic(id: &ThingId, action: CommandAction) -> Topic {
 
 /// The shard owning a thing: a fixed hash of its ID, stable across runs (SipHash with zero keys).
 fn shard_of(id: &ThingId, shards: usize) -> usize {
+    shard_index(id.as_str(), shards)
+}
+
+fn shard_index(id: &str, shards: usize) -> usize {
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    id.as_str().hash(&mut hasher);
+    id.hash(&mut hasher);
     (hasher.finish() % shards as u64) as usize
+}
+
+/// The topic of a command to one policy.
+fn policy_topic(id: &str, action: CommandAction) -> Topic {
+    let (namespace, name) = id.split_once(':').unwrap_or(("", id));
+    Topic {
+        namespace: namespace.to_owned(),
+        name: name.to_owned(),
+        group: Group::Policies,
+        channel: Channel::None,
+        criterion: Criterion::Commands(action),
+    }
+}
+
+/// `{{ ref:things/<thing ID>/policyId }}` → the thing ID.
+fn thing_reference(placeholder: &str) -> Option<String> {
+    let inner = placeholder
+        .trim()
+        .strip_prefix("{{")?
+        .strip_suffix("}}")?
+        .trim();
+    let thing = inner
+        .strip_prefix("ref:things/")?
+        .strip_suffix("/policyId")?;
+    Some(thing.to_owned())
+}
+
+/// Ditto's default policy for a new thing: entry `DEFAULT` granting the first subject READ and
+/// WRITE on the thing, the policy and the thing's messages.
+fn default_policy(policy_id: &str, auth: &AuthContext) -> Option<Value> {
+    let subject = auth.first()?;
+    let all = serde_json::json!({"grant": ["READ", "WRITE"], "revoke": []});
+    Some(serde_json::json!({
+        "policyId": policy_id,
+        "entries": {"DEFAULT": {
+            "subjects": {subject: {"type": "generated"}},
+            "resources": {"thing:/": all, "policy:/": all, "message:/": all}
+        }}
+    }))
+}
+
+/// The Ditto error an error response carries.
+fn error_of(response: &Envelope) -> DittoError {
+    response
+        .value
+        .as_ref()
+        .and_then(|v| DittoError::from_json(v).ok())
+        .unwrap_or_else(|| exc::thing_unavailable(&response.topic.entity_id()))
 }
 
 /// The answer to a submitted command (see [`ThingEngine::submit`]).

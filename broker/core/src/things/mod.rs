@@ -3,12 +3,14 @@
 //! - [`thing`]: a thing's state, changed only by applying events.
 //! - [`event`]: thing events, applied, journaled and published in one shape.
 //! - [`state`]: one command against one thing, pure: the answer or the event.
+//! - [`enforce`]: which commands a subject may send and what of a thing it may read.
 //! - [`errors`]: the not-found and not-modifiable errors of each thing resource.
 //! - [`json`]: pointer, merge-patch and field-selector surgery on JSON.
 //! - [`metadata`]: the put-, get- and delete-metadata headers.
 //! - [`shard`]: the task owning a share of the things: apply, journal, cache, recover.
 //! - [`engine`]: the handle routing each command to its shard.
 
+pub mod enforce;
 pub mod engine;
 pub mod errors;
 pub mod event;

@@ -3,12 +3,14 @@
 //! recently used ones in a bounded cache and rebuilds the others from the journal on access.
 //! It answers every request with what it did and a [`Durable`] for when that is on disk.
 
+use super::enforce;
 use super::event::ThingEvent;
 use super::state::{self, Command, Outcome};
 use super::thing::ThingEntity;
 use crate::auth::AuthContext;
 use crate::journal::appender::Appender;
 use crate::journal::{Durable, Journal, JournalError, StoredEvent, StoredSnapshot};
+use crate::policies::enforcers::{Compiled, Enforcers};
 use lru::LruCache;
 use serde_json::{Map, Value};
 use std::num::NonZeroUsize;
@@ -16,6 +18,7 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 use twinwire_protocol::exceptions::things as exc;
 use twinwire_protocol::headers::names;
+use twinwire_protocol::topic::CommandAction;
 use twinwire_protocol::{DittoError, Envelope, ThingId};
 
 /// What one command produced: the response (or error response) to send back, the events to
@@ -34,6 +37,8 @@ pub(super) struct Request {
     pub(super) id: ThingId,
     /// Who sends the command; enforcement checks it against the thing's policy.
     pub(super) auth: AuthContext,
+    /// Only asks whether the thing exists: answered 200 or 404, nothing enforced or changed.
+    pub(super) probe: bool,
     pub(super) reply: oneshot::Sender<Executed>,
 }
 
@@ -46,6 +51,8 @@ pub(super) struct ShardConfig {
     pub(super) max_parsed: NonZeroUsize,
     pub(super) snapshot_every: u64,
     pub(super) historical_headers: Arc<[String]>,
+    /// The policies' enforcers, shared with the policy shards that keep them current.
+    pub(super) enforcers: Arc<Enforcers>,
 }
 
 struct Cached {
@@ -87,7 +94,8 @@ pub fn journal_key(id: &ThingId) -> String {
     format!("thing:{id}")
 }
 
-fn now() -> (String, i64) {
+/// The event timestamp (ISO-8601, milliseconds) and the same instant in epoch milliseconds.
+pub(crate) fn now() -> (String, i64) {
     let now = chrono::Utc::now();
     (
         now.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string(),
@@ -107,6 +115,19 @@ impl Shard {
 
     pub(super) async fn run(mut self, mut inbox: mpsc::Receiver<Request>) {
         while let Some(request) = inbox.recv().await {
+            if request.probe {
+                let exists = self.load(&request.id).is_ok_and(|c| c.entity.exists());
+                let response = request
+                    .envelope
+                    .response(if exists { 200 } else { 404 }, None);
+                let answer = Executed {
+                    response,
+                    events: Vec::new(),
+                    durable: Durable::ok(),
+                };
+                let _ = request.reply.send(answer);
+                continue;
+            }
             let executed = self
                 .execute(request.envelope, request.id, &request.auth)
                 .await;
@@ -115,16 +136,33 @@ impl Shard {
         }
     }
 
-    async fn execute(&mut self, envelope: Envelope, id: ThingId, _auth: &AuthContext) -> Executed {
+    async fn execute(&mut self, envelope: Envelope, id: ThingId, auth: &AuthContext) -> Executed {
         let command = match Command::from_envelope(&envelope) {
             Ok(c) => c,
             Err(e) => return fail(&envelope, e),
         };
+        // Enforcement first: against the thing's current policy, whatever the command reads.
+        let enforcers = Arc::clone(&self.config.enforcers);
+        let (compiled, last_append) = {
+            let cached = match self.load(&id) {
+                Ok(c) => c,
+                Err(e) => return fail(&envelope, e),
+            };
+            let compiled = match thing_policy(&enforcers, &cached.entity, command) {
+                Ok(c) => c,
+                Err(e) => return fail(&envelope, e),
+            };
+            let enforcer = compiled.as_deref().map(|c| &c.enforcer);
+            if let Err(e) = enforce::authorize(enforcer, &cached.entity, command, auth) {
+                return fail(&envelope, e);
+            }
+            (compiled, cached.last_append)
+        };
+        let enforcer = compiled.as_deref().map(|c| &c.enforcer);
         let historical = envelope.headers.contains(names::AT_HISTORICAL_REVISION)
             || envelope.headers.contains(names::AT_HISTORICAL_TIMESTAMP);
         if command.action == twinwire_protocol::topic::CommandAction::Retrieve && historical {
             // History is read from the journal: first let this thing's queued changes reach it.
-            let last_append = self.things.peek(&id).map_or(0, |c| c.last_append);
             if self
                 .appender
                 .durable_through(last_append)
@@ -137,7 +175,13 @@ impl Shard {
             match historical_target(&envelope, self.appender.journal(), &id) {
                 Ok(None) => {}
                 Ok(Some(revision)) => {
-                    return self.retrieve_historical(&envelope, command, &id, revision)
+                    let mut executed = self.retrieve_historical(&envelope, command, &id, revision);
+                    if executed.response.status == Some(200) {
+                        let value = executed.response.value.take();
+                        executed.response.value =
+                            value.map(|v| enforce::readable(enforcer, auth, &envelope.path, v));
+                    }
+                    return executed;
                 }
                 Err(e) => return fail(&envelope, e),
             }
@@ -152,6 +196,7 @@ impl Shard {
         let (timestamp, millis) = now();
         let (response, mut event) = match state::handle(&cached.entity, command, &timestamp) {
             Ok(Outcome::Retrieved(value)) => {
+                let value = enforce::readable(enforcer, auth, &envelope.path, value);
                 let mut response = envelope.response(200, Some(value));
                 response.headers.insert("etag", cached.entity.etag());
                 let stored_metadata = cached
@@ -164,7 +209,6 @@ impl Shard {
                         .headers
                         .insert(twinwire_protocol::headers::names::DITTO_METADATA, selected);
                 }
-                let last_append = cached.last_append;
                 let durable = self.appender.durable_through(last_append).await;
                 return Executed {
                     response,
@@ -276,8 +320,38 @@ impl Shard {
     }
 }
 
+/// The compiled policy a command is enforced with: the thing's policy, or for a command that
+/// creates the thing, the one it names (its own ID by default). `None`: that policy does not
+/// exist; also for commands to a missing thing, which answer not found whatever the policy.
+fn thing_policy(
+    enforcers: &Enforcers,
+    entity: &ThingEntity,
+    command: Command<'_>,
+) -> Result<Option<Arc<Compiled>>, DittoError> {
+    let id = entity.id.as_str();
+    let policy_id = match &entity.thing {
+        Some(thing) => thing.policy_id().unwrap_or(id),
+        None if command.resource == twinwire_protocol::signal::ThingResource::Thing
+            && matches!(
+                command.action,
+                CommandAction::Create | CommandAction::Modify
+            ) =>
+        {
+            command
+                .envelope
+                .value
+                .as_ref()
+                .and_then(|v| v.get("policyId"))
+                .and_then(Value::as_str)
+                .unwrap_or(id)
+        }
+        None => return Ok(None),
+    };
+    enforcers.enforcer(policy_id, entity.id.namespace())
+}
+
 /// The error response for a command, with nothing to publish and nothing to wait for.
-pub(super) fn fail(envelope: &Envelope, error: impl Into<DittoError>) -> Executed {
+pub(crate) fn fail(envelope: &Envelope, error: impl Into<DittoError>) -> Executed {
     Executed {
         response: envelope.error_response(&error.into()),
         events: Vec::new(),

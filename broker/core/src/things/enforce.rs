@@ -1,0 +1,116 @@
+//! Which thing commands a subject may send, and what of a thing it may see (Ditto's thing
+//! command enforcement, docs/basic-policy.md): a retrieve needs READ at or below its path and
+//! answers only the readable parts; a change needs WRITE on everything it touches (for a merge,
+//! every path its patch sets or deletes). A refusal is `*.notmodifiable` (403) when the subject
+//! may read the resource, else `*.notfound` (404), so that nobody learns of what they may not
+//! read. A thing whose policy is gone is not found by anyone. Pure: no I/O.
+
+use super::errors;
+use super::state::Command;
+use super::thing::ThingEntity;
+use crate::auth::AuthContext;
+use crate::policies::enforcer::{Enforcer, Permission};
+use serde_json::{Map, Value};
+use twinwire_protocol::exceptions::things as exc;
+use twinwire_protocol::signal::ThingResource;
+use twinwire_protocol::topic::CommandAction;
+use twinwire_protocol::{DittoError, JsonPointer};
+
+const THING: &str = "thing";
+
+/// Checks a command against the thing's policy (`None`: the policy does not exist).
+pub fn authorize(
+    enforcer: Option<&Enforcer>,
+    entity: &ThingEntity,
+    cmd: Command<'_>,
+    auth: &AuthContext,
+) -> Result<(), DittoError> {
+    let id = entity.id.as_str();
+    let path = &cmd.envelope.path;
+    let creates = cmd.resource == ThingResource::Thing
+        && matches!(cmd.action, CommandAction::Create | CommandAction::Modify);
+    if !entity.exists() && !creates {
+        // Nothing to protect: the command answers that the thing is not found.
+        return Ok(());
+    }
+    let Some(enforcer) = enforcer else {
+        let policy_id = entity
+            .thing
+            .as_ref()
+            .and_then(|t| t.policy_id())
+            .unwrap_or(id);
+        return Err(if entity.exists() {
+            exc::thing_not_found(id)
+        } else {
+            exc::thing_not_creatable(id, policy_id)
+        });
+    };
+    let subjects = auth.subjects();
+    let may_read =
+        |p: &JsonPointer| enforcer.has_partial_permission(subjects, THING, p, Permission::Read);
+    let may_write =
+        |p: &JsonPointer| enforcer.has_permission(subjects, THING, p, Permission::Write);
+    let refuse = |p: &JsonPointer| {
+        if entity.exists() && may_read(p) {
+            errors::not_modifiable(id, cmd.resource, p)
+        } else if entity.exists() {
+            errors::not_found(id, cmd.resource, p)
+        } else {
+            exc::thing_not_modifiable(id)
+        }
+    };
+    match cmd.action {
+        CommandAction::Retrieve if may_read(path) => Ok(()),
+        CommandAction::Retrieve => Err(errors::not_found(id, cmd.resource, path)),
+        CommandAction::Merge => {
+            let patch = cmd.envelope.value.as_ref().unwrap_or(&Value::Null);
+            let mut touched = Vec::new();
+            leaves(path, patch, &mut touched);
+            match touched.iter().find(|p| !may_write(p)) {
+                Some(_) => Err(refuse(path)),
+                None => Ok(()),
+            }
+        }
+        _ if creates && !entity.exists() => {
+            // Creating a thing: WRITE on the whole thing under the policy it will have.
+            if may_write(&JsonPointer::root()) {
+                Ok(())
+            } else {
+                Err(exc::thing_not_modifiable(id))
+            }
+        }
+        _ if may_write(path) => Ok(()),
+        _ => Err(refuse(path)),
+    }
+}
+
+/// The paths a merge patch at `path` sets or deletes: its leaves (scalars, arrays, nulls and
+/// empty objects), each joined to `path`.
+fn leaves(path: &JsonPointer, patch: &Value, out: &mut Vec<JsonPointer>) {
+    match patch {
+        Value::Object(members) if !members.is_empty() => {
+            for (key, value) in members {
+                let mut child = path.clone();
+                child.push(key.clone());
+                leaves(&child, value, out);
+            }
+        }
+        _ => out.push(path.clone()),
+    }
+}
+
+/// The readable part of a retrieved value at `path`. An object keeps what READ allows; a
+/// scalar or array passes whole once the retrieve was allowed, as Ditto answers.
+pub fn readable(
+    enforcer: Option<&Enforcer>,
+    auth: &AuthContext,
+    path: &JsonPointer,
+    value: Value,
+) -> Value {
+    match (enforcer, &value) {
+        (Some(enforcer), Value::Object(_)) => enforcer
+            .filter_readable(auth.subjects(), THING, path, &value)
+            .unwrap_or_else(|| Value::Object(Map::new())),
+        _ => value,
+    }
+}
