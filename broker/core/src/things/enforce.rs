@@ -114,3 +114,25 @@ pub fn readable(
         _ => value,
     }
 }
+
+/// What a subscriber acting as `auth` may see of a thing event: `None` when nothing (no READ at
+/// or below the event's path), else the event with its value cut to the readable parts. The
+/// routing issue's pub/sub filters every published event through this.
+pub fn event_view(
+    enforcer: &Enforcer,
+    auth: &AuthContext,
+    event: &twinwire_protocol::Envelope,
+) -> Option<twinwire_protocol::Envelope> {
+    if !enforcer.has_partial_permission(auth.subjects(), THING, &event.path, Permission::Read) {
+        return None;
+    }
+    let mut visible = event.clone();
+    if let Some(value) = &event.value {
+        visible.value = match enforcer.filter_readable(auth.subjects(), THING, &event.path, value) {
+            Some(v) => Some(v),
+            // Readable below the path but nothing of this value: nothing to tell.
+            None => return None,
+        };
+    }
+    Some(visible)
+}

@@ -126,6 +126,11 @@ impl ThingEngine {
         &self.journal
     }
 
+    /// The compiled policies, for filtering what subscribers see of events.
+    pub fn enforcers(&self) -> &Arc<Enforcers> {
+        &self.enforcers
+    }
+
     /// Executes a twin thing command: the response and events once the shard applied it, and
     /// a [`Durable`] for when it is on disk.
     pub async fn execute(&self, envelope: Envelope, auth: &AuthContext) -> Executed {
