@@ -9,6 +9,9 @@ use std::sync::Arc;
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct AuthContext {
     subjects: Arc<[String]>,
+    /// No policy is checked: local administration (`twinwire pipe --unrestricted`) only, never
+    /// a network client.
+    unrestricted: bool,
 }
 
 /// Why a subject ID is refused: it must be `issuer:subject`, both parts non-empty.
@@ -29,6 +32,7 @@ impl AuthContext {
         }
         Ok(AuthContext {
             subjects: subjects.into(),
+            unrestricted: false,
         })
     }
 
@@ -36,7 +40,22 @@ impl AuthContext {
     pub fn none() -> Self {
         AuthContext {
             subjects: Arc::from(Vec::<String>::new()),
+            unrestricted: false,
         }
+    }
+
+    /// The same subjects with every policy check skipped: for local administration (bulk
+    /// import, repair, Ditto's generated examples that assume no enforcement), never for a
+    /// client of the network.
+    pub fn unrestricted(self) -> Self {
+        AuthContext {
+            unrestricted: true,
+            ..self
+        }
+    }
+
+    pub fn is_unrestricted(&self) -> bool {
+        self.unrestricted
     }
 
     pub fn subjects(&self) -> &[String] {

@@ -35,6 +35,13 @@ pub enum Command {
         /// [default: pre-authenticated:twinwire-pipe].
         #[arg(long = "subject")]
         subjects: Vec<String>,
+        /// Check no policy: local administration (bulk import, repair). Never expose this.
+        #[arg(long)]
+        unrestricted: bool,
+        /// Refuse a policy that would leave no subject allowed to write it (Ditto's lockout
+        /// prevention).
+        #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+        policy_lockout_prevention: bool,
     },
 }
 
@@ -60,16 +67,27 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Protocol {
             command: ProtocolCommand::Check { files, max_bytes },
         } => protocol_check(&files, max_bytes),
-        Command::Pipe { data_dir, subjects } => pipe(data_dir, subjects),
+        Command::Pipe {
+            data_dir,
+            subjects,
+            unrestricted,
+            policy_lockout_prevention,
+        } => pipe(data_dir, subjects, unrestricted, policy_lockout_prevention),
     }
 }
 
-fn pipe(data_dir: Option<PathBuf>, mut subjects: Vec<String>) -> ExitCode {
+fn pipe(
+    data_dir: Option<PathBuf>,
+    mut subjects: Vec<String>,
+    unrestricted: bool,
+    policy_lockout_prevention: bool,
+) -> ExitCode {
     init_logging();
     if subjects.is_empty() {
         subjects.push(crate::pipe::DEFAULT_SUBJECT.to_owned());
     }
     let auth = match twinwire_core::auth::AuthContext::new(subjects) {
+        Ok(auth) if unrestricted => auth.unrestricted(),
         Ok(auth) => auth,
         Err(e) => {
             eprintln!("twinwire: --subject: {e}");
@@ -79,6 +97,7 @@ fn pipe(data_dir: Option<PathBuf>, mut subjects: Vec<String>) -> ExitCode {
     let options = crate::pipe::PipeOptions {
         data_dir: data_dir.unwrap_or_else(crate::pipe::default_data_dir),
         auth,
+        policy_lockout_prevention,
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

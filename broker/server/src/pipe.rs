@@ -34,6 +34,8 @@ pub struct PipeOptions {
     pub data_dir: PathBuf,
     /// The authorization subjects the commands act as; the first is their `ditto-originator`.
     pub auth: AuthContext,
+    /// Ditto's policy lockout prevention: refuse a policy no subject may write.
+    pub policy_lockout_prevention: bool,
 }
 
 /// Why the pipe stopped before its input ended.
@@ -80,7 +82,9 @@ where
             source,
         }
     })?;
-    let engine = ThingEngine::start(journal, EngineConfig::default());
+    let mut config = EngineConfig::default();
+    config.policy_rules.lockout_prevention = options.policy_lockout_prevention;
+    let engine = ThingEngine::start(journal, config);
 
     // The splitter blocks on stdin: it runs on a thread of its own.
     let (items, mut item_inbox) = mpsc::channel::<io::Result<Item>>(IN_FLIGHT);

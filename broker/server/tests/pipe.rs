@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-use twinwire_tests::{thing_cases, THING_CASES};
+use twinwire_tests::{policy_cases, thing_cases, POLICY_CASES, THING_CASES};
 
 fn pipe(data_dir: &std::path::Path) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_twinwire"));
@@ -18,7 +18,13 @@ fn pipe(data_dir: &std::path::Path) -> Command {
 
 /// Runs the pipe over `lines` and returns its output lines as JSON.
 fn run_pipe(data_dir: &std::path::Path, lines: &[Value]) -> Vec<Value> {
+    run_pipe_with(data_dir, &[], lines)
+}
+
+/// [`run_pipe`] with more command-line arguments.
+fn run_pipe_with(data_dir: &std::path::Path, args: &[&str], lines: &[Value]) -> Vec<Value> {
     let mut child = pipe(data_dir)
+        .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -118,6 +124,66 @@ fn every_reference_thing_command_answers_as_the_reference_through_the_pipe() {
         };
         let event = lines.iter().find(|l| is_event(l)).copied();
         failures.extend(case.check(response, event, revision_before));
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases failed:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n")
+    );
+}
+
+/// Ditto's generated policy examples assume no enforcement and no lockout prevention (their
+/// policy grants nobody `policy:/`): the pipe runs them `--unrestricted` with lockout prevention
+/// off, each case on a policy of its own.
+#[test]
+fn every_reference_policy_command_answers_as_the_reference_through_the_pipe() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let cases = policy_cases();
+    assert_eq!(cases.len(), POLICY_CASES);
+    let rename = |v: &Value, i: usize, id: &str| -> Value {
+        let mut v: Value = serde_json::from_str(
+            &v.to_string()
+                .replace("the_policy_id", &format!("the_policy_id-{i}")),
+        )
+        .expect("JSON");
+        v["headers"]["correlation-id"] = json!(id);
+        v
+    };
+    let mut input = Vec::new();
+    for (i, case) in cases.iter().enumerate() {
+        for (k, setup) in case.setup.iter().enumerate() {
+            input.push(rename(setup, i, &format!("p{i}-setup-{k}")));
+        }
+        input.push(rename(&case.command, i, &format!("p{i}-command")));
+    }
+    let output = run_pipe_with(
+        dir.path(),
+        &["--unrestricted", "--policy-lockout-prevention", "false"],
+        &input,
+    );
+    let answer = |id: &str| {
+        output
+            .iter()
+            .find(|l| correlation(l) == id && !is_event(l))
+            .cloned()
+    };
+    let mut failures = Vec::new();
+    for (i, case) in cases.iter().enumerate() {
+        for k in 0..case.setup.len() {
+            match answer(&format!("p{i}-setup-{k}")) {
+                Some(r) if r["status"].as_u64().is_some_and(|s| s < 300) => {}
+                other => failures.push(format!("{}: setup {k} answered {other:?}", case.name)),
+            }
+        }
+        let Some(response) = answer(&format!("p{i}-command")) else {
+            failures.push(format!("{}: no response", case.name));
+            continue;
+        };
+        let mut expected = case.clone();
+        expected.response = rename(&case.response, i, "");
+        failures.extend(expected.check(&response));
     }
     assert!(
         failures.is_empty(),
@@ -372,5 +438,46 @@ fn history_sees_changes_made_just_before_in_the_same_run() {
     assert_eq!(
         answer("read")["value"],
         json!({"thingId": "org.eclipse.ditto:lamp-1", "features": {"light": {"properties": {"on": true, "brightness": 80}}}, "_revision": 4})
+    );
+}
+
+/// `--subject` is who the commands act as, repeatable: a thing created by one subject (with its
+/// default policy) is invisible to another, and visible to a pipe acting as both.
+#[test]
+fn the_pipe_enforces_its_subjects() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let t = "org.eclipse.ditto/guarded/things/twin/commands";
+    let create = json!({"topic": format!("{t}/create"), "headers": {"correlation-id": "c"}, "path": "/", "value": {"attributes": {"x": 1}}});
+    let retrieve = json!({"topic": format!("{t}/retrieve"), "headers": {"correlation-id": "r"}, "path": "/attributes/x"});
+    let out = run_pipe_with(dir.path(), &["--subject", "nginx:alice"], &[create]);
+    assert_eq!(out[0]["status"], 201);
+    assert_eq!(out[1]["headers"]["ditto-originator"], "nginx:alice");
+    let out = run_pipe_with(
+        dir.path(),
+        &["--subject", "nginx:bob"],
+        std::slice::from_ref(&retrieve),
+    );
+    assert_eq!(
+        (out[0]["status"].clone(), out[0]["value"]["error"].clone()),
+        (json!(404), json!("things:attribute.notfound"))
+    );
+    let out = run_pipe_with(
+        dir.path(),
+        &["--subject", "nginx:bob", "--subject", "nginx:alice"],
+        &[retrieve],
+    );
+    assert_eq!(
+        (out[0]["status"].clone(), out[0]["value"].clone()),
+        (json!(200), json!(1))
+    );
+    let status = pipe(dir.path())
+        .args(["--subject", "no-colon"])
+        .stdin(Stdio::null())
+        .status()
+        .expect("run");
+    assert_eq!(
+        status.code(),
+        Some(2),
+        "a malformed subject is a usage error"
     );
 }

@@ -25,6 +25,9 @@ pub fn authorize(
     cmd: Command<'_>,
     auth: &AuthContext,
 ) -> Result<(), DittoError> {
+    if auth.is_unrestricted() {
+        return Ok(());
+    }
     let id = entity.id.as_str();
     let path = &cmd.envelope.path;
     let creates = cmd.resource == ThingResource::Thing
@@ -107,6 +110,9 @@ pub fn readable(
     path: &JsonPointer,
     value: Value,
 ) -> Value {
+    if auth.is_unrestricted() {
+        return value;
+    }
     match (enforcer, &value) {
         (Some(enforcer), Value::Object(_)) => enforcer
             .filter_readable(auth.subjects(), THING, path, &value)
@@ -123,6 +129,9 @@ pub fn event_view(
     auth: &AuthContext,
     event: &twinwire_protocol::Envelope,
 ) -> Option<twinwire_protocol::Envelope> {
+    if auth.is_unrestricted() {
+        return Some(event.clone());
+    }
     if !enforcer.has_partial_permission(auth.subjects(), THING, &event.path, Permission::Read) {
         return None;
     }

@@ -204,11 +204,20 @@ impl Enforcer {
     ) -> Option<Value> {
         let ids = self.trie.resolve(subjects);
         let at = self.trie.seek(keys(resource_type, path));
-        let viewed = view::View {
-            trie: &self.trie,
-            subjects: ids.as_slice(),
-        }
-        .filter(at, value);
+        // READ on the path and everything below: all of it, as the walk would find too.
+        let viewed = if self.trie.allows(
+            self.trie.index(at, Scope::Unrestricted),
+            ids.as_slice(),
+            trie::READ,
+        ) {
+            Some(value.clone())
+        } else {
+            view::View {
+                trie: &self.trie,
+                subjects: ids.as_slice(),
+            }
+            .filter(at, value)
+        };
 
         let allowlist: &[&str] = match resource_type {
             _ if !path.is_root() => &[],
@@ -228,8 +237,23 @@ impl Enforcer {
             return viewed;
         }
         // Ditto merges the allowlisted fields (first) with the filtered view.
+        let present = allowlist.iter().filter(|k| input.contains_key(**k));
+        // Already first, in order, unchanged (the usual thing): nothing to move.
+        let in_place = match &viewed {
+            Some(Value::Object(viewed)) => {
+                present.clone().count() <= viewed.len()
+                    && present
+                        .clone()
+                        .zip(viewed.iter())
+                        .all(|(key, (k, v))| *key == k && input.get(k) == Some(v))
+            }
+            _ => false,
+        };
+        if in_place {
+            return viewed;
+        }
         let mut out = Map::new();
-        for key in allowlist {
+        for key in present {
             if let Some(v) = input.get(*key) {
                 out.insert((*key).to_owned(), v.clone());
             }
