@@ -250,6 +250,34 @@ async fn the_permission_matrix() {
     .await;
     assert_eq!(s, 204);
 
+    // A condition may only read what the requester may read.
+    let secret = envelope(
+        "things",
+        "lamp",
+        "modify",
+        "/attributes/public",
+        Some(json!(3)),
+    );
+    let mut conditional = secret.clone();
+    conditional
+        .headers
+        .insert("condition", "eq(attributes/secret,2)");
+    let (s, v, _) = run(&engine, &[ATTR], conditional.clone()).await;
+    assert_eq!((s, error(&v)), (204, "-"), "ATTR may read the secret: {v}");
+    // A revoke for one of the subjects wins over a grant for another, as in Ditto.
+    let (s, v, _) = run(&engine, &[READER, ATTR], conditional).await;
+    assert_eq!((s, error(&v)), (412, "things:condition.failed"));
+    let mut conditional = secret;
+    conditional
+        .headers
+        .insert("condition", "eq(attributes/secret,2)");
+    let (s, v, _) = run(&engine, &[READER], conditional).await;
+    assert_eq!((s, error(&v)), (412, "things:condition.failed"));
+    assert!(v["message"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("insufficient permissions"));
+
     // Nobody: everything is not found.
     let (s, v) = thing(&engine, &[NOBODY], "retrieve", "/", None).await;
     assert_eq!((s, error(&v)), (404, "things:thing.notfound"));

@@ -49,6 +49,18 @@ pub fn authorize(
         });
     };
     let subjects = auth.subjects();
+    // A condition may only read what the requester may read (Ditto checks this first).
+    if let Ok(Some(condition)) = cmd.envelope.headers.condition() {
+        if let Ok(predicate) = twinwire_protocol::rql::parse_condition(condition) {
+            let unreadable = predicate
+                .properties()
+                .into_iter()
+                .any(|p| !enforcer.has_permission(subjects, THING, p, Permission::Read));
+            if unreadable {
+                return Err(exc::condition_failed_permission());
+            }
+        }
+    }
     let may_read =
         |p: &JsonPointer| enforcer.has_partial_permission(subjects, THING, p, Permission::Read);
     let may_write =

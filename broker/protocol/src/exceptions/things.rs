@@ -447,3 +447,13 @@ pub fn thing_definition_not_found(thing_id: &str) -> DittoError {
         "Check if the ID of the thing and the key of your requested definition was correct and you have sufficient permissions.",
     )
 }
+
+/// The `condition` reads a resource the requester may not READ (or that does not exist).
+pub fn condition_failed_permission() -> DittoError {
+    err(
+        412,
+        "things:condition.failed",
+        "The specified resource in the condition could not be found or the requester had insufficient permissions to access it.".into(),
+        "Check if you have sufficient permissions to access the specified resource (READ permission is required).",
+    )
+}
