@@ -149,7 +149,7 @@ fn main() {
     );
     println!();
     println!(
-        "{:<58} | {:>14} | {:>8} | {:>7}",
+        "{:<64} | {:>14} | {:>8} | {:>7}",
         "check", "checks/s", "ns/check", "answer"
     );
     let cases: [(&str, &str, bool); 5] = [
@@ -204,7 +204,7 @@ fn main() {
             black_box(check());
         });
         println!(
-            "{:<58} | {:>14.0} | {:>8.1} | {:>7}",
+            "{:<64} | {:>14.0} | {:>8.1} | {:>7}",
             format!("{name} ({path})"),
             rate,
             ns,
@@ -235,7 +235,7 @@ fn main() {
         thing.to_string().len()
     );
     println!(
-        "{:<58} | {:>14} | {:>8} | {:>7}",
+        "{:<64} | {:>14} | {:>8} | {:>7}",
         "retrieve", "retrieves/s", "µs", "x clone"
     );
     let (_, clone_ns) = measure(rounds, RETRIEVES, || {
@@ -249,7 +249,7 @@ fn main() {
         ),
     ];
     println!(
-        "{:<58} | {:>14.0} | {:>8.2} | {:>7.2}",
+        "{:<64} | {:>14.0} | {:>8.2} | {:>7.2}",
         "unfiltered (clone of the thing)",
         1e9 / clone_ns,
         clone_ns / 1000.0,
@@ -260,7 +260,7 @@ fn main() {
             black_box(enforcer.filter_readable(&[subject], "thing", &root, black_box(&thing)));
         });
         println!(
-            "{:<58} | {:>14.0} | {:>8.2} | {:>7.2}",
+            "{:<64} | {:>14.0} | {:>8.2} | {:>7.2}",
             name,
             rate,
             ns / 1000.0,
@@ -269,7 +269,7 @@ fn main() {
     }
 
     println!();
-    println!("{:<58} | {:>14} | {:>8}", "compile", "compiles/s", "µs");
+    println!("{:<64} | {:>14} | {:>8}", "compile", "compiles/s", "µs");
     for (name, policy) in [
         ("10 entries x 10 resources", &wide),
         ("retrieve policy (3 entries, 12 resources)", &retrieve),
@@ -280,6 +280,6 @@ fn main() {
                     .expect("compile"),
             );
         });
-        println!("{:<58} | {:>14.0} | {:>8.2}", name, rate, ns / 1000.0);
+        println!("{:<64} | {:>14.0} | {:>8.2}", name, rate, ns / 1000.0);
     }
 }

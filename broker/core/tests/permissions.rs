@@ -327,6 +327,17 @@ async fn the_permission_matrix() {
     .await;
     assert_eq!((s, error(&v)), (404, "things:attribute.notfound"));
 
+    // ...and the policy no longer has it: it was deleted at its expiry.
+    let subjects = envelope(
+        "policies",
+        "lamp-policy",
+        "retrieve",
+        "/entries/EXPIRING/subjects",
+        None,
+    );
+    let (s, v, _) = run(&engine, &[ADMIN], subjects).await;
+    assert_eq!((s, v), (200, json!({})));
+
     // Events: each subscriber sees exactly what it may read.
     let (_, _, event) = run(
         &engine,

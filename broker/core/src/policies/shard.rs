@@ -14,10 +14,14 @@ use crate::journal::{Journal, StoredEvent, StoredSnapshot};
 use crate::things::shard::{fail, now};
 use crate::things::Executed;
 use lru::LruCache;
+use std::collections::BTreeSet;
 use std::num::NonZeroUsize;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use twinwire_protocol::exceptions::policies as exc;
+use twinwire_protocol::topic::CommandAction;
+use twinwire_protocol::JsonPointer;
 use twinwire_protocol::{DittoError, Envelope, Headers, PolicyId};
 
 pub(crate) struct PolicyRequest {
@@ -35,6 +39,8 @@ struct Cached {
 pub(crate) struct PolicyShard {
     appender: Appender,
     policies: LruCache<PolicyId, Cached>,
+    /// When a subject of a policy in memory expires, earliest first.
+    expiries: BTreeSet<(i64, PolicyId)>,
     rules: PolicyConfig,
     snapshot_every: u64,
     enforcers: Arc<Enforcers>,
@@ -56,6 +62,7 @@ impl PolicyShard {
         PolicyShard {
             appender: Appender::new(journal),
             policies: LruCache::new(capacity),
+            expiries: BTreeSet::new(),
             rules,
             snapshot_every,
             enforcers,
@@ -63,26 +70,94 @@ impl PolicyShard {
     }
 
     pub(crate) async fn run(mut self, mut inbox: mpsc::Receiver<PolicyRequest>) {
-        while let Some(request) = inbox.recv().await {
-            let executed = self
-                .execute(request.envelope, request.id, &request.auth)
-                .await;
-            let _ = request.reply.send(executed);
+        loop {
+            // Sleep until the next subject expiry of a policy in memory, or the next request.
+            let next_expiry = self.expiries.first().map(|(at, _)| *at);
+            let wait = next_expiry
+                .map(|at| Duration::from_millis(u64::try_from(at - now().1).unwrap_or(0)));
+            tokio::select! {
+                request = inbox.recv() => {
+                    let Some(request) = request else { break };
+                    let rules = self.rules.clone();
+                    let executed = self.execute(request.envelope, request.id, &request.auth, &rules).await;
+                    let _ = request.reply.send(executed);
+                }
+                () = tokio::time::sleep(wait.unwrap_or(Duration::MAX)), if wait.is_some() => {
+                    self.remove_expired_subjects().await;
+                }
+            }
         }
     }
 
-    async fn execute(&mut self, envelope: Envelope, id: PolicyId, auth: &AuthContext) -> Executed {
+    /// Deletes the subjects whose expiry has come from the policies due, as Ditto does: one
+    /// `subjectDeleted` event each, past lockout prevention (an expiry is not a user's change).
+    async fn remove_expired_subjects(&mut self) {
+        let (_, now_millis) = now();
+        while let Some((at, id)) = self.expiries.first().cloned() {
+            if at > now_millis {
+                break;
+            }
+            self.expiries.remove(&(at, id.clone()));
+            let Some(cached) = self.policies.peek(&id) else {
+                continue;
+            };
+            let expired: Vec<(String, String)> = expired_subjects(&cached.entity, now_millis);
+            let rules = PolicyConfig {
+                lockout_prevention: false,
+                ..self.rules.clone()
+            };
+            for (label, subject) in expired {
+                let path = JsonPointer::from_segments([
+                    "entries",
+                    label.as_str(),
+                    "subjects",
+                    subject.as_str(),
+                ]);
+                let topic = twinwire_protocol::Topic {
+                    namespace: id.namespace().to_owned(),
+                    name: id.name().to_owned(),
+                    group: twinwire_protocol::Group::Policies,
+                    channel: twinwire_protocol::Channel::None,
+                    criterion: twinwire_protocol::Criterion::Commands(CommandAction::Delete),
+                };
+                let delete = Envelope::new(topic, Headers::new(), path);
+                let executed = self
+                    .execute(
+                        delete,
+                        id.clone(),
+                        &AuthContext::none().unrestricted(),
+                        &rules,
+                    )
+                    .await;
+                if executed.response.status != Some(204) {
+                    tracing::warn!(policy = %id, subject, "an expired subject could not be deleted");
+                }
+            }
+        }
+    }
+
+    async fn execute(
+        &mut self,
+        envelope: Envelope,
+        id: PolicyId,
+        auth: &AuthContext,
+        rules: &PolicyConfig,
+    ) -> Executed {
         let command = match PolicyCommand::from_envelope(&envelope) {
             Ok(c) => c,
             Err(e) => return fail(&envelope, e),
         };
         let sequence = self.appender.next_sequence();
         let snapshot_every = self.snapshot_every;
-        let rules = self.rules.clone();
+        let rules = rules.clone();
+        let loaded_now = !self.policies.contains(&id);
         let cached = match load(&mut self.policies, self.appender.journal(), &id) {
             Ok(c) => c,
             Err(e) => return fail(&envelope, e),
         };
+        if loaded_now {
+            schedule_expiry(&mut self.expiries, &cached.entity);
+        }
         if let Err(e) = self
             .enforcers
             .authorize_policy_command(&cached.entity, &command, auth)
@@ -123,6 +198,7 @@ impl PolicyShard {
         cached.last_append = sequence;
         response.headers.insert("etag", cached.entity.etag());
         self.enforcers.policy_changed(&cached.entity);
+        schedule_expiry(&mut self.expiries, &cached.entity);
         let snapshot = (event.revision % snapshot_every == 0).then(|| StoredSnapshot {
             entity: journal_key(&id),
             revision: event.revision,
@@ -143,6 +219,42 @@ impl PolicyShard {
             durable,
         }
     }
+}
+
+/// Remembers when the policy's next subject expires.
+fn schedule_expiry(expiries: &mut BTreeSet<(i64, PolicyId)>, entity: &PolicyEntity) {
+    if let Some(at) = subject_expiries(entity).map(|(_, _, at)| at).min() {
+        expiries.insert((at, entity.id.clone()));
+    }
+}
+
+/// Every subject of a policy that has an expiry: (entry label, subject ID, expiry in epoch ms).
+fn subject_expiries(entity: &PolicyEntity) -> impl Iterator<Item = (String, String, i64)> + '_ {
+    entity
+        .policy
+        .iter()
+        .flat_map(|p| p.entries())
+        .flat_map(|(label, entry)| {
+            entry
+                .get("subjects")
+                .and_then(serde_json::Value::as_object)
+                .into_iter()
+                .flatten()
+                .filter_map(move |(subject, body)| {
+                    let expiry = body.get("expiry")?.as_str()?;
+                    let at = chrono::DateTime::parse_from_rfc3339(expiry)
+                        .ok()?
+                        .timestamp_millis();
+                    Some((label.to_owned(), subject.clone(), at))
+                })
+        })
+}
+
+fn expired_subjects(entity: &PolicyEntity, now_millis: i64) -> Vec<(String, String)> {
+    subject_expiries(entity)
+        .filter(|(_, _, at)| *at <= now_millis)
+        .map(|(l, s, _)| (l, s))
+        .collect()
 }
 
 fn event_headers(envelope: &Envelope) -> Headers {

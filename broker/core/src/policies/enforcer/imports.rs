@@ -333,8 +333,10 @@ mod tests {
         resolve(&doc, &mut Loader::new(&load, 0, &doc.id))
     }
 
-    /// label → (subject IDs, resource keys with grant/revoke bits, namespaces)
-    fn summary(entries: &[Entry]) -> Vec<(String, Vec<String>, Vec<String>, Option<Vec<String>>)> {
+    /// (label, subject IDs, resources as "type:/path +grants -revokes", namespaces)
+    type Summary = (String, Vec<String>, Vec<String>, Option<Vec<String>>);
+
+    fn summary(entries: &[Entry]) -> Vec<Summary> {
         entries
             .iter()
             .map(|e| {
@@ -392,7 +394,7 @@ mod tests {
             json!({"policyId": "ns:own", "entries": {"owner": entry("a:owner", "policy:/", json!({}))},
                    "imports": {"ns:lib": import}})
         };
-        let entries = resolve_with(own(json!({})), &[imported.clone()]).unwrap();
+        let entries = resolve_with(own(json!({})), std::slice::from_ref(&imported)).unwrap();
         assert_eq!(
             labels(&entries),
             [

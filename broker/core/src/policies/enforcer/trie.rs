@@ -488,8 +488,11 @@ mod tests {
         trie.allows_all(trie.index(at, scope), ids.as_slice(), permissions)
     }
 
-    /// A policy from `(label, subjects, [(resource, grants, revokes)])`.
-    fn policy(entries: &[(&str, &[&str], &[(&str, &[&str], &[&str])])]) -> Value {
+    /// (thing path, grants, revokes)
+    type Res<'a> = (&'a str, &'a [&'a str], &'a [&'a str]);
+
+    /// A policy from `(label, subjects, resources)`.
+    fn policy(entries: &[(&str, &[&str], &[Res])]) -> Value {
         let mut out = serde_json::Map::new();
         for (label, subjects, resources) in entries {
             let subjects: serde_json::Map<String, Value> = subjects
