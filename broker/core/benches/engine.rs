@@ -87,6 +87,37 @@ impl Params {
 // ---------------------------------------------------------------------------------------------
 // Commands and events
 
+/// The policy all bench things share, as a fleet of devices does; it grants the bench subject
+/// READ and WRITE on them, so every command pays for a real permission check.
+const SHARED_POLICY: &str = "bench-policy";
+
+async fn create_shared_policy(engine: &ThingEngine) {
+    let topic = Topic {
+        namespace: NAMESPACE.to_owned(),
+        name: SHARED_POLICY.to_owned(),
+        group: Group::Policies,
+        channel: Channel::None,
+        criterion: Criterion::Commands(CommandAction::Create),
+    };
+    let mut envelope = Envelope::new(topic, Headers::new(), JsonPointer::root());
+    let all = json!({"grant": ["READ", "WRITE"], "revoke": []});
+    envelope.value = Some(json!({"entries": {"BENCH": {
+        "subjects": {"pre-authenticated:bench": {"type": "bench"}},
+        "resources": {"thing:/": all, "policy:/": all}
+    }}}));
+    let executed = engine.execute(envelope, &bench_auth()).await;
+    executed
+        .durable
+        .await
+        .expect("the shared policy is durable");
+    assert_eq!(
+        executed.response.status,
+        Some(201),
+        "{}",
+        executed.response.to_json()
+    );
+}
+
 fn thing_name(i: usize) -> String {
     format!("test-thing-{i}")
 }
@@ -100,7 +131,7 @@ fn thing_value(i: usize) -> Value {
     let id = format!("{NAMESPACE}:{}", thing_name(i));
     json!({
         "thingId": id,
-        "policyId": id,
+        "policyId": format!("{NAMESPACE}:{SHARED_POLICY}"),
         "definition": "org.eclipse.ditto:coffeebrewer:0.1.0",
         "attributes": {"location": "test location", "model": "Speaking coffee machine"},
         "features": {"coffee-brewer": {"properties": {"brewed-coffees": 0}}}
@@ -477,7 +508,11 @@ struct EngineResults {
 fn run_engine(dir: &Path, p: &Params) -> EngineResults {
     let runtime = runtime();
     // The modify load's working set (every thing, round robin) is configured to stay parsed.
-    let (store, engine) = runtime.block_on(async { start_engine(dir, p.things, p.things) });
+    let (store, engine) = runtime.block_on(async {
+        let started = start_engine(dir, p.things, p.things);
+        create_shared_policy(&started.1).await;
+        started
+    });
     let path = location_path();
     let results = runtime.block_on(async {
         let rss_empty = rss();
@@ -632,7 +667,11 @@ fn child_hot(p: &Params) {
     let capacity = n + n / 10;
     // The default parsed tier: the rest of the hot things are kept compact.
     let parsed = EngineConfig::default().max_parsed_things;
-    let (store, engine) = runtime.block_on(async { start_engine(root.path(), capacity, parsed) });
+    let (store, engine) = runtime.block_on(async {
+        let started = start_engine(root.path(), capacity, parsed);
+        create_shared_policy(&started.1).await;
+        started
+    });
     let (run, rss_empty, rss_loaded) = runtime.block_on(async {
         let rss_empty = rss();
         let run = drive(&engine, n, p.window, None, 201, create_command).await;

@@ -33,11 +33,28 @@ struct Current {
     json: Option<Arc<Value>>,
 }
 
-/// The cache; shared as `Arc<Enforcers>`. Policies are few beside things, so it keeps them all.
+/// The cache; shared as `Arc<Enforcers>`. Bounded: past `capacity` policies (and compiled
+/// enforcers) some are dropped and read back from the journal when next needed. Dropping is by
+/// the hash map's order, in effect at random, which keeps every read behind a shared lock. A
+/// policy dropped in the moment between a change and its fsync would be read back one revision
+/// old until the change is on disk (about a millisecond): like Ditto's enforcer caches, policy
+/// changes reach enforcement eventually, not atomically.
 pub struct Enforcers {
     journal: Journal,
+    capacity: usize,
     policies: RwLock<HashMap<String, Current>>,
     compiled: RwLock<HashMap<(String, String), Arc<Compiled>>>,
+}
+
+/// Drops about a hundredth of a full map (at least one entry) so one more fits.
+fn make_room<K: Clone + std::hash::Hash + Eq, V>(map: &mut HashMap<K, V>, capacity: usize) {
+    if map.len() < capacity {
+        return;
+    }
+    let drop: Vec<K> = map.keys().take((capacity / 100).max(1)).cloned().collect();
+    for key in drop {
+        map.remove(&key);
+    }
 }
 
 fn now_millis() -> i64 {
@@ -54,9 +71,10 @@ impl std::fmt::Debug for Enforcers {
 }
 
 impl Enforcers {
-    pub fn new(journal: Journal) -> Self {
+    pub fn new(journal: Journal, capacity: usize) -> Self {
         Enforcers {
             journal,
+            capacity: capacity.max(1),
             policies: RwLock::default(),
             compiled: RwLock::default(),
         }
@@ -79,6 +97,7 @@ impl Enforcers {
             .get(entity.id.as_str())
             .is_none_or(|c| c.revision <= entity.revision);
         if newer {
+            make_room(&mut policies, self.capacity);
             policies.insert(entity.id.as_str().to_owned(), current);
         }
     }
@@ -148,10 +167,13 @@ impl Enforcers {
             revision: current.revision,
             imports,
         });
-        self.compiled
+        let mut all = self
+            .compiled
             .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(key, Arc::clone(&compiled));
+            .unwrap_or_else(PoisonError::into_inner);
+        make_room(&mut all, self.capacity);
+        all.insert(key, Arc::clone(&compiled));
+        drop(all);
         Ok(Some(compiled))
     }
 

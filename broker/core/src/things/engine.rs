@@ -47,6 +47,8 @@ pub struct EngineConfig {
     pub policy_shards: usize,
     /// Policies kept in memory per policy shard.
     pub policies_per_shard: usize,
+    /// Policies (and compiled enforcers) kept for enforcement across all shards.
+    pub max_enforcers_in_memory: usize,
     /// The operator's policy rules (lockout prevention, expiry granularity).
     pub policy_rules: PolicyConfig,
 }
@@ -61,7 +63,8 @@ impl Default for EngineConfig {
             inbox_capacity: 1024,
             historical_headers: Vec::new(),
             policy_shards: 4,
-            policies_per_shard: 100_000,
+            policies_per_shard: 25_000,
+            max_enforcers_in_memory: 100_000,
             policy_rules: PolicyConfig::default(),
         }
     }
@@ -80,7 +83,10 @@ impl ThingEngine {
     /// Starts the shard tasks on the current tokio runtime.
     pub fn start(journal: Journal, config: EngineConfig) -> Self {
         let shards = config.shards.max(1);
-        let enforcers = Arc::new(Enforcers::new(journal.clone()));
+        let enforcers = Arc::new(Enforcers::new(
+            journal.clone(),
+            config.max_enforcers_in_memory,
+        ));
         let policy_capacity =
             NonZeroUsize::new(config.policies_per_shard.max(1)).unwrap_or(NonZeroUsize::MIN);
         let policy_senders: Vec<_> = (0..config.policy_shards.max(1))
@@ -178,9 +184,13 @@ impl ThingEngine {
                 topic.criterion,
                 Criterion::Commands(CommandAction::Create | CommandAction::Modify)
             );
-        if creates_or_replaces && !self.thing_exists(&id).await {
-            // A new thing needs its policy first (Ditto's thing creation): only then may the
-            // thing's shard check the command against it.
+        // A new thing needs its policy first (Ditto's thing creation): only then may the
+        // thing's shard check the command against it. The common case, an existing policy
+        // named by `policyId`, needs no look at the thing: its shard does the rest.
+        if creates_or_replaces
+            && !self.names_existing_policy(&envelope)
+            && !self.thing_exists(&id).await
+        {
             if let Err(e) = self.prepare_policy(&envelope, &id, auth).await {
                 return Submitted::ready(fail(&envelope, e));
             }
@@ -211,6 +221,20 @@ impl ThingEngine {
             ));
         }
         Submitted(State::Waiting(answer, unanswered))
+    }
+
+    /// Whether a thing JSON names an existing policy and brings none of its own.
+    fn names_existing_policy(&self, envelope: &Envelope) -> bool {
+        let Some(value) = envelope.value.as_ref().and_then(Value::as_object) else {
+            return false;
+        };
+        if value.contains_key("_policy") || value.contains_key("_copyPolicyFrom") {
+            return false;
+        }
+        value
+            .get("policyId")
+            .and_then(Value::as_str)
+            .is_some_and(|id| self.enforcers.exists(id).unwrap_or(false))
     }
 
     /// Whether a thing exists now, asked of its shard (in order with its commands).

@@ -6,7 +6,12 @@
 //! not name inherits). A scalar stays when READ holds at its node; an object or array stays
 //! when something in it stays, or, emptied, when READ holds at its own node. Array elements are
 //! judged at the array's node. Below the last node of the trie everything inherits alike, so a
-//! whole subtree is either copied or dropped in one step.
+//! whole subtree is either kept or dropped in one step.
+//!
+//! A value at a path the trie does not reach is judged with its deepest node's grants and
+//! revokes and none of that node's children. Ditto starts there with the node's children too
+//! (`seekToLeastAncestor`), matching the value's keys against children one level off: a
+//! revoke on `/attributes/a/b` would then hide `a/b` inside the value of `/attributes/x`.
 
 use super::trie::{Position, SubjectId, Trie, READ};
 use serde_json::Value;
