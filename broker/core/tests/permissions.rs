@@ -457,6 +457,23 @@ async fn new_things_get_default_inline_or_copied_policies_and_lose_access_with_t
     .await;
     assert_eq!((s, error(&v)), (400, "things:thing.notcreatable"));
 
+    // Policy commands are enforced on `policy:/` and refused naming their resource.
+    let (s, v, _) = run(
+        &engine,
+        &[READER],
+        envelope("policies", "auto", "retrieve", "/entries/DEFAULT", None),
+    )
+    .await;
+    assert_eq!((s, error(&v)), (404, "policies:entry.notfound"));
+    let subject = format!("/entries/DEFAULT/subjects/{creator}");
+    let (s, v, _) = run(
+        &engine,
+        &[READER],
+        envelope("policies", "auto", "delete", &subject, None),
+    )
+    .await;
+    assert_eq!((s, error(&v)), (404, "policies:subject.notfound"));
+
     // Deleting a thing's policy makes the thing inaccessible, as in Ditto.
     let (s, _, _) = run(
         &engine,

@@ -46,6 +46,33 @@ pub struct Enforcers {
     compiled: RwLock<HashMap<(String, String), Arc<Compiled>>>,
 }
 
+/// The error a refused policy command answers with, naming its resource as Ditto does:
+/// `*.notmodifiable` when the requester may read it, else `*.notfound`.
+fn refusal(policy_id: &str, command: &PolicyCommand<'_>, may_read: bool) -> DittoError {
+    use twinwire_protocol::signal::PolicyResource as R;
+    let segments = command.envelope.path.segments();
+    let label = segments.get(1).map(String::as_str).unwrap_or_default();
+    // Resource keys and subject IDs may hold slashes: the rest of the path is the key.
+    let key = segments
+        .get(3..)
+        .map(|rest| rest.join("/"))
+        .unwrap_or_default();
+    match (command.resource, may_read) {
+        (R::PolicyEntry, true) => exc::entry_not_modifiable(policy_id, label),
+        (R::PolicyEntry, false) => exc::entry_not_found(policy_id, label),
+        (R::Resources, true) => exc::resources_not_modifiable(policy_id, label),
+        (R::Resources, false) => exc::resources_not_found(policy_id, label),
+        (R::Resource, true) => exc::resource_not_modifiable(policy_id, label, &key),
+        (R::Resource, false) => exc::resource_not_found(policy_id, label, &key),
+        (R::Subjects, true) => exc::subjects_not_modifiable(policy_id, label),
+        (R::Subjects, false) => exc::subjects_not_found(policy_id, label),
+        (R::Subject, true) => exc::subject_not_modifiable(policy_id, label, &key),
+        (R::Subject, false) => exc::subject_not_found(policy_id, label, &key),
+        (_, true) => exc::policy_not_modifiable(policy_id),
+        (_, false) => exc::policy_not_found(policy_id),
+    }
+}
+
 /// Drops about a hundredth of a full map (at least one entry) so one more fits.
 fn make_room<K: Clone + std::hash::Hash + Eq, V>(map: &mut HashMap<K, V>, capacity: usize) {
     if map.len() < capacity {
@@ -241,10 +268,9 @@ impl Enforcers {
         let may_read = enforcer.has_partial_permission(subjects, "policy", path, Permission::Read);
         match command.action {
             CommandAction::Retrieve if may_read => Ok(()),
-            CommandAction::Retrieve => Err(exc::policy_not_found(id)),
+            CommandAction::Retrieve => Err(refusal(id, command, false)),
             _ if enforcer.has_permission(subjects, "policy", path, Permission::Write) => Ok(()),
-            _ if may_read => Err(exc::policy_not_modifiable(id)),
-            _ => Err(exc::policy_not_found(id)),
+            _ => Err(refusal(id, command, may_read)),
         }
     }
 
