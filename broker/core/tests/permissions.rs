@@ -490,3 +490,48 @@ async fn new_things_get_default_inline_or_copied_policies_and_lose_access_with_t
     .await;
     assert_eq!((s, error(&v)), (404, "things:thing.notfound"));
 }
+
+/// A policy change applies to every command submitted after it, even before either is awaited:
+/// a revoke submitted just before a modify refuses that modify.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoke_applies_to_the_very_next_command() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let engine = engine(dir.path());
+    let policy = json!({"entries": {
+        "ADMIN": entry(ADMIN, json!({"thing:/": rw(), "policy:/": rw()})),
+        "WRITER": entry(ATTR, json!({"thing:/attributes": rw()}))
+    }});
+    let (s, _, _) = run(
+        &engine,
+        &[ADMIN],
+        envelope("policies", "order", "create", "/", Some(policy)),
+    )
+    .await;
+    assert_eq!(s, 201);
+    let thing = json!({"policyId": format!("{NS}:order"), "attributes": {"a": 1}});
+    let (s, _, _) = run(
+        &engine,
+        &[ADMIN],
+        envelope("things", "ordered", "create", "/", Some(thing)),
+    )
+    .await;
+    assert_eq!(s, 201);
+    let revoke = envelope("policies", "order", "delete", "/entries/WRITER", None);
+    let modify = envelope(
+        "things",
+        "ordered",
+        "modify",
+        "/attributes/a",
+        Some(json!(2)),
+    );
+    let revoked = engine.submit(revoke, &auth(&[ADMIN])).await;
+    let modified = engine.submit(modify, &auth(&[ATTR])).await;
+    let (revoked, modified) = (revoked.await, modified.await);
+    assert_eq!(revoked.response.status, Some(204));
+    assert_eq!(
+        modified.response.status,
+        Some(404),
+        "{}",
+        modified.response.to_json()
+    );
+}

@@ -481,3 +481,53 @@ fn the_pipe_enforces_its_subjects() {
         "a malformed subject is a usage error"
     );
 }
+
+/// Policies live in the journal too: after a restart the policy is there at its revision, and
+/// it still decides who may do what.
+#[test]
+fn policies_persist_across_runs_and_keep_enforcing() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let p = "org.eclipse.ditto/kept/policies/commands";
+    let rw = json!({"grant": ["READ", "WRITE"], "revoke": []});
+    let first = run_pipe_with(
+        dir.path(),
+        &["--subject", "nginx:owner"],
+        &[
+            json!({"topic": format!("{p}/create"), "headers": {"correlation-id": "p"}, "path": "/",
+                "value": {"entries": {"OWNER": {"subjects": {"nginx:owner": {"type": "t"}},
+                    "resources": {"policy:/": rw, "thing:/": rw}}}}}),
+            json!({"topic": format!("{p}/modify"), "headers": {"correlation-id": "e"}, "path": "/entries/GUEST",
+                "value": {"subjects": {"nginx:guest": {"type": "t"}}, "resources": {"thing:/attributes": {"grant": ["READ"], "revoke": []}}}}),
+            json!({"topic": "org.eclipse.ditto/kept-thing/things/twin/commands/create", "headers": {"correlation-id": "t"}, "path": "/",
+                "value": {"policyId": "org.eclipse.ditto:kept", "attributes": {"a": 1}, "features": {"f": {"properties": {"p": 2}}}}}),
+        ],
+    );
+    let statuses: Vec<Value> = first
+        .iter()
+        .filter(|l| !is_event(l))
+        .map(|l| l["status"].clone())
+        .collect();
+    assert_eq!(statuses, [json!(201), json!(201), json!(201)], "{first:#?}");
+    let second = run_pipe_with(
+        dir.path(),
+        &["--subject", "nginx:guest"],
+        &[
+            json!({"topic": "org.eclipse.ditto/kept-thing/things/twin/commands/retrieve", "headers": {"correlation-id": "r"}, "path": "/"}),
+        ],
+    );
+    assert_eq!(second[0]["status"], 200);
+    assert_eq!(second[0]["value"]["attributes"], json!({"a": 1}));
+    assert!(
+        second[0]["value"].get("features").is_none(),
+        "the guest reads attributes only"
+    );
+    let third = run_pipe_with(
+        dir.path(),
+        &["--subject", "nginx:owner"],
+        &[
+            json!({"topic": format!("{p}/retrieve"), "headers": {"correlation-id": "q"}, "path": "/"}),
+        ],
+    );
+    assert_eq!(third[0]["headers"]["etag"], "\"rev:2\"");
+    assert!(third[0]["value"]["entries"].get("GUEST").is_some());
+}

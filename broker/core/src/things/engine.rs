@@ -358,7 +358,7 @@ impl ThingEngine {
         }
     }
 
-    /// Hands a policy command to the shard owning the policy.
+    /// Hands a policy command to the shard owning the policy and waits until it is applied.
     async fn send_policy_command(&self, envelope: Envelope, auth: AuthContext) -> Submitted {
         let Some(id) = PolicyId::parse(&envelope.topic.entity_id()) else {
             let error = ProtocolError::PolicyIdInvalid {
@@ -384,10 +384,10 @@ impl ThingEngine {
         {
             return Submitted::ready(unavailable);
         }
-        // Policy commands are rare: a task per answer keeps `Submitted` small for things.
-        Submitted(State::Task(tokio::spawn(async move {
-            answer.await.unwrap_or(unavailable)
-        })))
+        // Waits until the policy shard applied the command (not until it is durable): every
+        // command submitted after it, to any thing, is then enforced with its effect. Policy
+        // commands are rare, so the wait costs little.
+        Submitted::ready(answer.await.unwrap_or(unavailable))
     }
 
     /// `retrieveThings`: each thing from its shard, the found ones in the order asked for. The
