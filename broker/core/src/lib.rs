@@ -6,12 +6,14 @@
 //! - [`policies`]: the policy model, its commands, and the compiled enforcer.
 //! - [`journal`]: the durable event journal: group commit with fsync, snapshots, recovery.
 //! - [`auth`]: the authorization context (subjects) a command acts as.
+//! - [`event`]: the event shape things and policies share: applied, journaled, published.
 //! - `conditional`: if-match, if-none-match and if-equal, shared by things and policies.
 
 pub use twinwire_protocol as protocol;
 
 pub mod auth;
 pub(crate) mod conditional;
+pub mod event;
 pub mod journal;
 pub mod policies;
 pub mod things;

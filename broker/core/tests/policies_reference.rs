@@ -53,7 +53,7 @@ fn run(
 /// The event as a subscriber gets it: published, sent as JSON, read back, and checked to be a
 /// Ditto policy event.
 fn through_the_wire(id: &PolicyId, event: &PolicyEvent) -> Result<PolicyEvent, String> {
-    let published = event.to_envelope(id, Default::default()).to_json();
+    let published = event.to_policy_envelope(id, Default::default()).to_json();
     let env = Envelope::from_json(published.clone()).map_err(|e| format!("{published}: {e}"))?;
     let signal = env.signal().map_err(|e| format!("{published}: {e}"))?;
     if signal.kind != SignalKind::Event || signal.prefix != "policies.events" {

@@ -20,7 +20,7 @@ fn run(entity: &mut ThingEntity, json: &Value) -> (Envelope, Option<Envelope>) {
             let event = match &outcome {
                 Outcome::Changed { event, .. } => {
                     entity.apply(event);
-                    Some(event.to_envelope(&entity.id, Default::default()))
+                    Some(event.to_thing_envelope(&entity.id, Default::default()))
                 }
                 Outcome::Retrieved(_) => None,
             };

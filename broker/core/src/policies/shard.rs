@@ -205,7 +205,7 @@ impl PolicyShard {
             timestamp_millis: millis,
             data: cached.entity.snapshot_data(),
         });
-        let published = event.to_envelope(&id, event_headers(&envelope));
+        let published = event.to_policy_envelope(&id, event_headers(&envelope));
         let stored = StoredEvent {
             entity: journal_key(&id),
             revision: event.revision,

@@ -797,7 +797,7 @@ mod tests {
         match PolicyCommand::from_envelope(env).and_then(|c| handle_with(entity, c, NOW, config)) {
             Ok(outcome) => {
                 if let PolicyOutcome::Changed { event, .. } = &outcome {
-                    let published = event.to_envelope(&entity.id, Default::default());
+                    let published = event.to_policy_envelope(&entity.id, Default::default());
                     published
                         .signal()
                         .unwrap_or_else(|e| panic!("{e}: {published:?}"));

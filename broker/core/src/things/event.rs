@@ -1,120 +1,14 @@
-//! Thing events: what a successful modify command changed. The one shape serves three uses:
-//! applied to the state ([`super::thing::ThingEntity::apply`]), stored in the journal
-//! ([`ThingEvent::encode`]), and published as a Ditto Protocol event ([`ThingEvent::to_envelope`]).
+//! Thing events: [`crate::event::EntityEvent`] as things use it.
 
-use serde_json::{Map, Value};
-use twinwire_protocol::topic::{Channel, Criterion, EventAction, Group};
-use twinwire_protocol::{Envelope, Headers, JsonPointer, ThingId, Topic};
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct ThingEvent {
-    pub action: EventAction,
-    pub path: JsonPointer,
-    /// The new value (created, modified), the patch (merged), or none (deleted).
-    pub value: Option<Value>,
-    pub revision: u64,
-    /// ISO-8601, millisecond precision.
-    pub timestamp: String,
-    /// A merge patch for `_metadata` from the `put-metadata` header.
-    pub metadata: Option<Value>,
-    /// The command's headers kept for history (`historical-headers`), as configured.
-    pub headers: Option<Map<String, Value>>,
-}
-
-/// Why a journal entry could not be read back as an event.
-#[derive(Debug, thiserror::Error)]
-#[error("journal entry of {entity} at revision {revision} is not a thing event: {reason}")]
-pub struct DecodeError {
-    pub entity: String,
-    pub revision: u64,
-    pub reason: String,
-}
-
-impl ThingEvent {
-    /// The Ditto Protocol event, `{ns}/{name}/things/twin/events/{action}`.
-    pub fn to_envelope(&self, id: &ThingId, headers: Headers) -> Envelope {
-        let topic = Topic {
-            namespace: id.namespace().to_owned(),
-            name: id.name().to_owned(),
-            group: Group::Things,
-            channel: Channel::Twin,
-            criterion: Criterion::Events(self.action),
-        };
-        let mut env = Envelope::new(topic, headers, self.path.clone());
-        env.value = self.value.clone();
-        env.revision = Some(self.revision);
-        env.timestamp = Some(self.timestamp.clone());
-        env
-    }
-
-    /// The journal's bytes for this event (the revision is the journal key, not repeated here).
-    pub fn encode(&self) -> Vec<u8> {
-        let mut obj = Map::new();
-        obj.insert("action".into(), Value::from(self.action.as_str()));
-        obj.insert("path".into(), Value::from(self.path.to_string()));
-        if let Some(v) = &self.value {
-            obj.insert("value".into(), v.clone());
-        }
-        obj.insert("timestamp".into(), Value::from(self.timestamp.as_str()));
-        if let Some(m) = &self.metadata {
-            obj.insert("metadata".into(), m.clone());
-        }
-        if let Some(h) = &self.headers {
-            obj.insert("headers".into(), Value::Object(h.clone()));
-        }
-        Value::Object(obj).to_string().into_bytes()
-    }
-
-    /// Reads an event back from the journal.
-    pub fn decode(entity: &str, revision: u64, data: &[u8]) -> Result<Self, DecodeError> {
-        let fail = |reason: String| DecodeError {
-            entity: entity.to_owned(),
-            revision,
-            reason,
-        };
-        let Value::Object(mut obj) =
-            serde_json::from_slice(data).map_err(|e| fail(e.to_string()))?
-        else {
-            return Err(fail("not an object".into()));
-        };
-        let action = match obj.get("action").and_then(Value::as_str) {
-            Some(a) => EventAction::ALL
-                .into_iter()
-                .find(|x| x.as_str() == a)
-                .ok_or_else(|| fail(format!("unknown action {a}")))?,
-            None => return Err(fail("no action".into())),
-        };
-        let path = obj
-            .get("path")
-            .and_then(Value::as_str)
-            .map(JsonPointer::parse)
-            .transpose()
-            .map_err(|e| fail(e.to_string()))?
-            .unwrap_or_default();
-        let timestamp = obj
-            .get("timestamp")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned();
-        Ok(ThingEvent {
-            action,
-            path,
-            value: obj.remove("value"),
-            revision,
-            timestamp,
-            metadata: obj.remove("metadata"),
-            headers: match obj.remove("headers") {
-                Some(Value::Object(h)) => Some(h),
-                _ => None,
-            },
-        })
-    }
-}
+pub use crate::event::{DecodeError, EntityEvent as ThingEvent};
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+    use serde_json::Map;
+    use twinwire_protocol::topic::EventAction;
+    use twinwire_protocol::{Headers, JsonPointer, ThingId};
 
     #[test]
     fn encodes_and_decodes() {
@@ -146,7 +40,7 @@ mod tests {
             metadata: None,
             headers: None,
         };
-        let env = e.to_envelope(&id, Headers::new());
+        let env = e.to_thing_envelope(&id, Headers::new());
         assert_eq!(
             env.topic.to_string(),
             "org.eclipse.ditto/fancy-thing/things/twin/events/modified"

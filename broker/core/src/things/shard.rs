@@ -234,7 +234,7 @@ impl Shard {
             timestamp_millis: millis,
             data: cached.entity.snapshot_data(),
         });
-        let published = event.to_envelope(&id, event_headers(&envelope));
+        let published = event.to_thing_envelope(&id, event_headers(&envelope));
         let stored = StoredEvent {
             entity: journal_key(&id),
             revision: event.revision,
