@@ -22,6 +22,17 @@ pub struct EntityEvent {
     pub headers: Option<Map<String, Value>>,
 }
 
+/// The headers an event is published with: its command's correlation-id and originator.
+pub fn published_headers(command: &Envelope) -> Headers {
+    let mut headers = Headers::new();
+    for name in ["correlation-id", "ditto-originator"] {
+        if let Some(v) = command.headers.get(name) {
+            headers.insert(name, v.clone());
+        }
+    }
+    headers
+}
+
 /// Why a journal entry could not be read back as an event.
 #[derive(Debug, thiserror::Error)]
 #[error("journal entry of {entity} at revision {revision} is not an event: {reason}")]
@@ -61,6 +72,16 @@ impl EntityEvent {
         env.revision = Some(self.revision);
         env.timestamp = Some(self.timestamp.clone());
         env
+    }
+
+    /// The event as the journal stores it under `entity` (a journal key such as `thing:ns:name`).
+    pub fn stored(&self, entity: String, timestamp_millis: i64) -> crate::journal::StoredEvent {
+        crate::journal::StoredEvent {
+            entity,
+            revision: self.revision,
+            timestamp_millis,
+            data: self.encode(),
+        }
     }
 
     /// The journal's bytes for this event (the revision is the journal key, not repeated here).

@@ -46,6 +46,49 @@ pub struct Enforcers {
     compiled: RwLock<HashMap<(String, String), Arc<Compiled>>>,
 }
 
+/// Whether `auth` may send this policy command (Ditto's policy command enforcement), checked
+/// with the policy's [`Enforcers::command_enforcer`]: a create needs nothing (lockout prevention
+/// makes the new policy grant its writer); a retrieve needs READ at or below the path; a change
+/// needs WRITE on the path and below.
+pub fn authorize_policy_command(
+    enforcer: Option<&Enforcer>,
+    entity: &PolicyEntity,
+    command: &PolicyCommand<'_>,
+    auth: &AuthContext,
+) -> Result<(), DittoError> {
+    let Some(enforcer) = enforcer else {
+        return Ok(());
+    };
+    if command.action == CommandAction::Create || auth.is_unrestricted() {
+        return Ok(());
+    }
+    let id = entity.id.as_str();
+    let subjects = auth.subjects();
+    let path = &command.envelope.path;
+    let may_read = enforcer.has_partial_permission(subjects, "policy", path, Permission::Read);
+    match command.action {
+        CommandAction::Retrieve if may_read => Ok(()),
+        CommandAction::Retrieve => Err(refusal(id, command, false)),
+        _ if enforcer.has_permission(subjects, "policy", path, Permission::Write) => Ok(()),
+        _ => Err(refusal(id, command, may_read)),
+    }
+}
+
+/// The part of a retrieved policy value at `path` that `auth` may READ.
+pub fn readable_policy_part(
+    enforcer: Option<&Enforcer>,
+    path: &JsonPointer,
+    value: Value,
+    auth: &AuthContext,
+) -> Value {
+    match enforcer {
+        Some(enforcer) if value.is_object() && !auth.is_unrestricted() => enforcer
+            .filter_readable(auth.subjects(), "policy", path, &value)
+            .unwrap_or_else(|| Value::Object(Default::default())),
+        _ => value,
+    }
+}
+
 /// The error a refused policy command answers with, naming its resource as Ditto does:
 /// `*.notmodifiable` when the requester may read it, else `*.notfound`.
 fn refusal(policy_id: &str, command: &PolicyCommand<'_>, may_read: bool) -> DittoError {
@@ -236,71 +279,24 @@ impl Enforcers {
         Ok(self.current(policy_id)?.json)
     }
 
-    /// Whether `auth` may send this policy command (Ditto's policy command enforcement): a
-    /// create needs nothing (lockout prevention makes the new policy grant its writer); a
-    /// retrieve needs READ at or below the path; a change needs WRITE on the path and below.
-    pub fn authorize_policy_command(
-        &self,
-        entity: &PolicyEntity,
-        command: &PolicyCommand<'_>,
-        auth: &AuthContext,
-    ) -> Result<(), DittoError> {
+    /// The policy compiled for checking its own commands (every entry, whatever namespace;
+    /// `None` when the policy does not exist). Compiled once per command.
+    pub fn command_enforcer(&self, entity: &PolicyEntity) -> Result<Option<Enforcer>, DittoError> {
         let Some(policy) = entity.policy.as_ref() else {
-            return Ok(());
+            return Ok(None);
         };
-        if command.action == CommandAction::Create || auth.is_unrestricted() {
-            return Ok(());
-        }
-        let id = entity.id.as_str();
-        let enforcer = Enforcer::compile(
+        let resolve = |other: &str| {
+            self.current(other)
+                .ok()
+                .and_then(|c| c.json.map(|j| (*j).clone()))
+        };
+        Enforcer::compile(
             &policy.to_json(entity.revision, false),
             None,
             now_millis(),
-            &|other| {
-                self.current(other)
-                    .ok()
-                    .and_then(|c| c.json.map(|j| (*j).clone()))
-            },
+            &resolve,
         )
-        .map_err(|_| exc::policy_unavailable(id))?;
-        let subjects = auth.subjects();
-        let path = &command.envelope.path;
-        let may_read = enforcer.has_partial_permission(subjects, "policy", path, Permission::Read);
-        match command.action {
-            CommandAction::Retrieve if may_read => Ok(()),
-            CommandAction::Retrieve => Err(refusal(id, command, false)),
-            _ if enforcer.has_permission(subjects, "policy", path, Permission::Write) => Ok(()),
-            _ => Err(refusal(id, command, may_read)),
-        }
-    }
-
-    /// The part of a retrieved policy value `auth` may READ.
-    pub fn readable_policy_part(
-        &self,
-        entity: &PolicyEntity,
-        path: &JsonPointer,
-        value: Value,
-        auth: &AuthContext,
-    ) -> Result<Value, DittoError> {
-        let Some(policy) = entity.policy.as_ref() else {
-            return Ok(value);
-        };
-        if !value.is_object() || auth.is_unrestricted() {
-            return Ok(value);
-        }
-        let enforcer = Enforcer::compile(
-            &policy.to_json(entity.revision, false),
-            None,
-            now_millis(),
-            &|other| {
-                self.current(other)
-                    .ok()
-                    .and_then(|c| c.json.map(|j| (*j).clone()))
-            },
-        )
-        .map_err(|_| exc::policy_unavailable(entity.id.as_str()))?;
-        Ok(enforcer
-            .filter_readable(auth.subjects(), "policy", path, &value)
-            .unwrap_or_else(|| Value::Object(Default::default())))
+        .map(Some)
+        .map_err(|_| exc::policy_unavailable(entity.id.as_str()))
     }
 }

@@ -4,13 +4,14 @@
 //! enforce the new rules from the next command on. Policy shards never wait on other shards
 //! (thing shards read policies through the cache), so shards cannot deadlock.
 
-use super::enforcers::Enforcers;
+use super::enforcers::{authorize_policy_command, readable_policy_part, Enforcers};
 use super::event::PolicyEvent;
 use super::policy::PolicyEntity;
 use super::state::{self, PolicyCommand, PolicyConfig, PolicyOutcome};
 use crate::auth::AuthContext;
+use crate::event::published_headers;
 use crate::journal::appender::Appender;
-use crate::journal::{Journal, StoredEvent, StoredSnapshot};
+use crate::journal::{Journal, StoredSnapshot};
 use crate::things::shard::{fail, now};
 use crate::things::Executed;
 use lru::LruCache;
@@ -158,9 +159,11 @@ impl PolicyShard {
         if loaded_now {
             schedule_expiry(&mut self.expiries, &cached.entity);
         }
-        if let Err(e) = self
-            .enforcers
-            .authorize_policy_command(&cached.entity, &command, auth)
+        let enforcer = match self.enforcers.command_enforcer(&cached.entity) {
+            Ok(e) => e,
+            Err(e) => return fail(&envelope, e),
+        };
+        if let Err(e) = authorize_policy_command(enforcer.as_ref(), &cached.entity, &command, auth)
         {
             return fail(&envelope, e);
         }
@@ -168,15 +171,8 @@ impl PolicyShard {
         let (mut response, event) =
             match state::handle_with(&cached.entity, command, &timestamp, &rules) {
                 Ok(PolicyOutcome::Retrieved(value)) => {
-                    let value = match self.enforcers.readable_policy_part(
-                        &cached.entity,
-                        &envelope.path,
-                        value,
-                        auth,
-                    ) {
-                        Ok(v) => v,
-                        Err(e) => return fail(&envelope, e),
-                    };
+                    let value =
+                        readable_policy_part(enforcer.as_ref(), &envelope.path, value, auth);
                     let mut response = envelope.response(200, Some(value));
                     response.headers.insert("etag", cached.entity.etag());
                     let last_append = cached.last_append;
@@ -205,13 +201,8 @@ impl PolicyShard {
             timestamp_millis: millis,
             data: cached.entity.snapshot_data(),
         });
-        let published = event.to_policy_envelope(&id, event_headers(&envelope));
-        let stored = StoredEvent {
-            entity: journal_key(&id),
-            revision: event.revision,
-            timestamp_millis: millis,
-            data: event.encode(),
-        };
+        let published = event.to_policy_envelope(&id, published_headers(&envelope));
+        let stored = event.stored(journal_key(&id), millis);
         let durable = self.appender.append(vec![stored], snapshot).await;
         Executed {
             response,
@@ -255,16 +246,6 @@ fn expired_subjects(entity: &PolicyEntity, now_millis: i64) -> Vec<(String, Stri
         .filter(|(_, _, at)| *at <= now_millis)
         .map(|(l, s, _)| (l, s))
         .collect()
-}
-
-fn event_headers(envelope: &Envelope) -> Headers {
-    let mut headers = Headers::new();
-    for name in ["correlation-id", "ditto-originator"] {
-        if let Some(v) = envelope.headers.get(name) {
-            headers.insert(name, v.clone());
-        }
-    }
-    headers
 }
 
 fn load<'c>(

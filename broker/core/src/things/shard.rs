@@ -8,8 +8,9 @@ use super::event::ThingEvent;
 use super::state::{self, Command, Outcome};
 use super::thing::ThingEntity;
 use crate::auth::AuthContext;
+use crate::event::published_headers;
 use crate::journal::appender::Appender;
-use crate::journal::{Durable, Journal, JournalError, StoredEvent, StoredSnapshot};
+use crate::journal::{Durable, Journal, JournalError, StoredSnapshot};
 use crate::policies::enforcers::{Compiled, Enforcers};
 use lru::LruCache;
 use serde_json::{Map, Value};
@@ -234,13 +235,8 @@ impl Shard {
             timestamp_millis: millis,
             data: cached.entity.snapshot_data(),
         });
-        let published = event.to_thing_envelope(&id, event_headers(&envelope));
-        let stored = StoredEvent {
-            entity: journal_key(&id),
-            revision: event.revision,
-            timestamp_millis: millis,
-            data: event.encode(),
-        };
+        let published = event.to_thing_envelope(&id, published_headers(&envelope));
+        let stored = event.stored(journal_key(&id), millis);
         let durable = self.appender.append(vec![stored], snapshot).await;
         Executed {
             response,
@@ -357,17 +353,6 @@ pub(crate) fn fail(envelope: &Envelope, error: impl Into<DittoError>) -> Execute
         events: Vec::new(),
         durable: Durable::ok(),
     }
-}
-
-/// The headers of a published event: the command's correlation-id and originator.
-fn event_headers(envelope: &Envelope) -> twinwire_protocol::Headers {
-    let mut headers = twinwire_protocol::Headers::new();
-    for name in ["correlation-id", "ditto-originator"] {
-        if let Some(v) = envelope.headers.get(name) {
-            headers.insert(name, v.clone());
-        }
-    }
-    headers
 }
 
 /// Rebuilds a thing at a revision (`u64::MAX`: its latest) from the journal.
