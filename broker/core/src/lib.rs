@@ -4,6 +4,7 @@
 //!
 //! - [`things`]: the thing model, its commands, and the sharded engine that owns the things.
 //! - [`policies`]: the policy model, its commands, and the compiled enforcer.
+//! - [`routing`]: pub/sub, acknowledgements and settlement (in progress).
 //! - [`journal`]: the durable event journal: group commit with fsync, snapshots, recovery.
 //! - [`auth`]: the authorization context (subjects) a command acts as.
 //! - [`event`]: the event shape things and policies share: applied, journaled, published.
@@ -16,4 +17,5 @@ pub(crate) mod conditional;
 pub mod event;
 pub mod journal;
 pub mod policies;
+pub mod routing;
 pub mod things;

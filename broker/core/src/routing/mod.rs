@@ -1,0 +1,10 @@
+//! Signal routing: who gets which signal, and when a request counts as done.
+//!
+//! - [`pubsub`]: subscriptions and the indexed fan-out of events, live signals and
+//!   announcements, each cut to what the subscriber may READ and enriched with extra fields.
+//! - [`acks`]: acknowledgement requests, declared labels and the collector that aggregates acks.
+//! - [`settlement`]: the reference-counted settlement handle of a signal consumed from a source.
+
+pub mod acks;
+pub mod pubsub;
+pub mod settlement;
