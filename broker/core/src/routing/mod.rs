@@ -3,8 +3,10 @@
 //! - [`pubsub`]: subscriptions and the indexed fan-out of events, live signals and
 //!   announcements, each cut to what the subscriber may READ and enriched with extra fields.
 //! - [`acks`]: acknowledgement requests, declared labels and the collector that aggregates acks.
+//! - [`live`]: live requests waiting for a device's response, their timeouts and `use-twin`.
 //! - [`settlement`]: the reference-counted settlement handle of a signal consumed from a source.
 
 pub mod acks;
+pub mod live;
 pub mod pubsub;
 pub mod settlement;
