@@ -24,29 +24,8 @@ const SCHEMA_VERSION_KEY: &str = "__schemaVersion";
 /// Labels starting with these are Ditto's for imported entries (`ImmutableImportedLabel`).
 const RESERVED_LABEL_PREFIXES: [&str; 2] = ["imported", "nsimported"];
 
-/// What a subject may do on a resource.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Permission {
-    Read,
-    Write,
-    Execute,
-}
-
-impl Permission {
-    pub const ALL: [Permission; 3] = [Permission::Read, Permission::Write, Permission::Execute];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Permission::Read => "READ",
-            Permission::Write => "WRITE",
-            Permission::Execute => "EXECUTE",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        Permission::ALL.into_iter().find(|p| p.as_str() == s)
-    }
-}
+/// What a subject may do on a resource: the enforcer's permission, one type for both.
+pub use super::enforcer::Permission;
 
 /// The kinds of resources a policy controls, the part of a resource key before the colon.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -811,7 +790,7 @@ pub fn normalize_resource(value: &Value) -> Result<Value, DittoError> {
         for p in list {
             let permission = p
                 .as_str()
-                .and_then(Permission::parse)
+                .and_then(Permission::from_name)
                 .ok_or_else(exc::entry_invalid)?;
             let p = Value::from(permission.as_str());
             if !permissions.contains(&p) {
