@@ -4,6 +4,8 @@
 //! handed back to be answered from the twin. Pure: the caller passes the time and delivers.
 
 use std::collections::{BTreeSet, HashMap};
+use std::time::Duration;
+use twinwire_protocol::exceptions::things::command_timeout;
 use twinwire_protocol::headers::LiveChannelTimeoutStrategy;
 use twinwire_protocol::topic::{Channel, Criterion};
 use twinwire_protocol::{DittoError, Envelope, ProtocolError};
@@ -44,16 +46,6 @@ impl<R> Default for LiveRequests<R> {
             deadlines: BTreeSet::new(),
         }
     }
-}
-
-/// Ditto's answer to a live command that got no response in time.
-pub fn command_timeout(timeout_ms: u64) -> DittoError {
-    DittoError::new(
-        408,
-        "command.timeout",
-        format!("The Command reached the specified timeout of {timeout_ms}ms."),
-    )
-    .with_description("Try increasing the command timeout.")
 }
 
 impl<R> LiveRequests<R> {
@@ -149,9 +141,9 @@ impl<R> LiveRequests<R> {
                     }
                 }
                 _ => Expired::TimedOut {
-                    response: pending
-                        .command
-                        .error_response(&command_timeout(pending.timeout_ms)),
+                    response: pending.command.error_response(&command_timeout(
+                        Duration::from_millis(pending.timeout_ms),
+                    )),
                     requester: pending.requester,
                 },
             });

@@ -457,3 +457,213 @@ pub fn condition_failed_permission() -> DittoError {
         "Check if you have sufficient permissions to access the specified resource (READ permission is required).",
     )
 }
+
+// ------------------------------------------------------------------------------------------------
+// Acknowledgements (docs/basic-acknowledgements.md), used by twinwire-core's routing::acks.
+//
+// Texts from Ditto's classes: base/model/…/acks/AcknowledgementLabel{Invalid,NotDeclared,NotUnique}
+// Exception, DittoAcknowledgementLabelExternalUseForbiddenException, base/model/…/signals/acks/
+// Acknowledgement{RequestTimeout,CorrelationIdMissing,RequestDuplicateCorrelationId}Exception,
+// base/model/…/signals/commands/exceptions/CommandTimeoutException, the header checks of
+// edge/…/AcknowledgementAggregatorActorStarter and gateway/…/StreamingSessionActor, and
+// gateway/api/…/GatewayTimeoutInvalidException. Ditto formats durations with Java's
+// `MessageFormat`, which groups thousands (`42,000ms`), and so do these.
+//
+// The last three (`acknowledgement:request.unknown`, `acknowledgement:label.not.requested`,
+// `acknowledgement:label.duplicate`) are twinwire's own: Ditto drops such acks silently, twinwire
+// answers their sender (STYLE.md, "Treat acks from the wire as input too").
+// ------------------------------------------------------------------------------------------------
+
+/// A number as Java's `MessageFormat` writes it in an English locale: `42,000`.
+fn grouped(n: u128) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// A requested acknowledgement that did not arrive in time: the payload of its 408 ack.
+pub fn ack_request_timeout(timeout: std::time::Duration) -> DittoError {
+    err(
+        408,
+        "acknowledgement:request.timeout",
+        format!(
+            "The acknowledgement request reached the specified timeout of {}ms.",
+            grouped(timeout.as_millis())
+        ),
+        "Try increasing the timeout and make sure that the requested acknowledgement is sent back in time.",
+    )
+}
+
+/// A request whose only requested ack was a built-in one (`twin-persisted`, `live-response`)
+/// got no response in time (Ditto's `CommandTimeoutException`).
+pub fn command_timeout(timeout: std::time::Duration) -> DittoError {
+    err(
+        408,
+        "command.timeout",
+        format!(
+            "The Command reached the specified timeout of {}ms.",
+            grouped(timeout.as_millis())
+        ),
+        "Try increasing the command timeout.",
+    )
+}
+
+/// A connection declares a label without its `{connectionId}:` prefix.
+pub fn ack_label_not_prefixed(label: &str, connection_id: &str) -> DittoError {
+    err(
+        400,
+        "acknowledgement:label.invalid",
+        format!("Acknowledgement label <{label}> is invalid."),
+        &format!(
+            "Declared acknowledgement labels of a connection must have the form {connection_id}:<alphanumeric-suffix>"
+        ),
+    )
+}
+
+/// A subscriber sends an ack whose label it did not declare.
+pub fn ack_label_not_declared(label: &str) -> DittoError {
+    err(
+        400,
+        "acknowledgement:label.not.declared",
+        format!("Cannot send acknowledgement with label <{label}>, which is not declared."),
+        "Each connection may only send acknowledgements whose label matches one declared for the connection.",
+    )
+}
+
+/// A subscriber declares a label another subscriber declared already.
+pub fn ack_label_not_unique() -> DittoError {
+    err(
+        409,
+        "acknowledgement:label.not.unique",
+        "One or more declared acknowledgement labels are taken by other subscribers.".into(),
+        "Please ensure all other subscribers with the declared acknowledgement labels are offline.",
+    )
+}
+
+/// A subscriber sends an ack with a built-in label (`twin-persisted`, `live-response`,
+/// `search-persisted`): only the broker issues those.
+pub fn ack_label_external_use_forbidden(label: &str) -> DittoError {
+    err(
+        400,
+        "acknowledgement:ditto.acklabel.forbidden",
+        format!("The Ditto internal Acknowledgement label <{label}> is not allowed to be issued externally!"),
+        "Make sure to not issue an Ditto internal Acknowledgement label.",
+    )
+}
+
+/// An ack without `correlation-id`.
+pub fn ack_correlation_id_missing() -> DittoError {
+    err(
+        400,
+        "acknowledgement:correlation-id.missing",
+        "Correlation-id header for acknowledgement is missing.".into(),
+        "Please provide the mandatory header 'correlation-id' as part of your acknowledgement",
+    )
+}
+
+/// A request awaiting acks uses a correlation-id another request still awaits acks with.
+pub fn ack_request_duplicate_correlation_id(correlation_id: &str) -> DittoError {
+    err(
+        409,
+        "acknowledgement:request.duplicate.correlation-id",
+        format!("Correlation-id <{correlation_id}> for acknowledgement request was already used very recently."),
+        "Please provide unique correlation-ids when requesting acknowledgements, at least unique within at least several minutes.",
+    )
+}
+
+/// `timeout: 0` with `response-required: true` or requested acks (every channel).
+pub fn ack_timeout_zero() -> DittoError {
+    err(
+        400,
+        "header.invalid",
+        "The value of the header 'timeout' must not be zero if response or acknowledgements are requested.".into(),
+        "Please provide a positive timeout.",
+    )
+    .with_extra("invalidHeaderKey", Value::from("timeout"))
+}
+
+/// Acks requested over the WebSocket with `response-required: false`.
+pub fn ack_requested_without_response() -> DittoError {
+    err(
+        400,
+        "header.invalid",
+        "For WebSocket, it is forbidden to request acknowledgements while 'response-required' is set to false.".into(),
+        "Please set 'requested-acks' to [] or 'response-required' to true.",
+    )
+    .with_extra("invalidHeaderKey", Value::from("requested-acks"))
+}
+
+/// An HTTP request's `timeout` above the maximum (60 s).
+pub fn gateway_timeout_invalid(
+    timeout: std::time::Duration,
+    max: std::time::Duration,
+) -> DittoError {
+    err(
+        400,
+        "gateway:timeout.invalid",
+        format!(
+            "The timeout <{}ms> is not inside its allowed bounds <0ms - {}ms>",
+            grouped(timeout.as_millis()),
+            grouped(max.as_millis())
+        ),
+        "Choose a timeout inside the bounds.",
+    )
+}
+
+/// twinwire: an ack for a correlation-id (and entity) that awaits no acks, never did or no
+/// longer does (answered, timed out).
+pub fn ack_request_unknown(correlation_id: &str, entity_id: &str) -> DittoError {
+    err(
+        400,
+        "acknowledgement:request.unknown",
+        format!("No request of <{entity_id}> with correlation-id <{correlation_id}> awaits acknowledgements."),
+        "Send acknowledgements only for signals that requested them, before their timeout.",
+    )
+}
+
+/// twinwire: an ack whose label the request with that correlation-id did not request.
+pub fn ack_label_not_requested(label: &str, correlation_id: &str) -> DittoError {
+    err(
+        400,
+        "acknowledgement:label.not.requested",
+        format!("The request with correlation-id <{correlation_id}> did not request an acknowledgement with label <{label}>."),
+        "Send only acknowledgements whose label is in the 'requested-acks' header of the signal.",
+    )
+}
+
+/// twinwire: a second ack for a label of a request that already has one.
+pub fn ack_label_duplicate(label: &str, correlation_id: &str) -> DittoError {
+    err(
+        409,
+        "acknowledgement:label.duplicate",
+        format!("The acknowledgement with label <{label}> for correlation-id <{correlation_id}> was already received."),
+        "Send one acknowledgement per requested label.",
+    )
+}
+
+#[cfg(test)]
+mod ack_tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn durations_are_grouped_like_java() {
+        assert_eq!(grouped(0), "0");
+        assert_eq!(grouped(250), "250");
+        assert_eq!(grouped(1_337), "1,337");
+        assert_eq!(grouped(42_000), "42,000");
+        assert_eq!(grouped(1_234_567), "1,234,567");
+        assert_eq!(
+            ack_request_timeout(Duration::from_secs(42))
+                .message
+                .as_deref(),
+            Some("The acknowledgement request reached the specified timeout of 42,000ms.")
+        );
+    }
+}
