@@ -147,13 +147,25 @@ pub fn event_view(
     if !enforcer.has_partial_permission(auth.subjects(), THING, &event.path, Permission::Read) {
         return None;
     }
-    let mut visible = event.clone();
-    if let Some(value) = &event.value {
-        visible.value = match enforcer.filter_readable(auth.subjects(), THING, &event.path, value) {
-            Some(v) => Some(v),
-            // Readable below the path but nothing of this value: nothing to tell.
-            None => return None,
-        };
-    }
+    let value = match &event.value {
+        None => None,
+        // Readable below the path but nothing of this value: nothing to tell.
+        Some(value) => {
+            Some(enforcer.filter_readable(auth.subjects(), THING, &event.path, value)?)
+        }
+    };
+    // The envelope without its value, so the value is copied once (filtered), not twice.
+    let mut visible = twinwire_protocol::Envelope::new(
+        event.topic.clone(),
+        event.headers.clone(),
+        event.path.clone(),
+    );
+    visible.value = value;
+    visible.extra = event.extra.clone();
+    visible.status = event.status;
+    visible.revision = event.revision;
+    visible.timestamp = event.timestamp.clone();
+    visible.fields = event.fields.clone();
+    visible.metadata = event.metadata.clone();
     Some(visible)
 }
