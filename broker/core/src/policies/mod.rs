@@ -13,5 +13,6 @@ pub mod enforcer;
 pub mod enforcers;
 pub mod event;
 pub mod policy;
+pub mod rules;
 pub mod shard;
 pub mod state;

@@ -7,7 +7,8 @@
 use crate::conditional;
 
 use super::event::PolicyEvent;
-use super::policy::{self as model, PolicyEntity};
+use super::policy::PolicyEntity;
+use super::rules as model;
 use crate::things::json;
 use conditional::PreconditionErrors;
 use serde_json::{Map, Value};
