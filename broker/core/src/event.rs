@@ -22,6 +22,30 @@ pub struct EntityEvent {
     pub headers: Option<Map<String, Value>>,
 }
 
+/// What a thing or policy command did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// A retrieve: answered with status 200 and this value.
+    Retrieved(Value),
+    /// A modify or delete: answered with 201 and the value (created) or 204, and this event to
+    /// apply. The event is boxed: it is the large variant, and retrieves need not carry its room.
+    Changed {
+        status: u16,
+        value: Option<Value>,
+        event: Box<EntityEvent>,
+    },
+}
+
+impl Outcome {
+    /// The Ditto Protocol response to the command this is the outcome of.
+    pub fn response_to(&self, command: &Envelope) -> Envelope {
+        match self {
+            Outcome::Retrieved(value) => command.response(200, Some(value.clone())),
+            Outcome::Changed { status, value, .. } => command.response(*status, value.clone()),
+        }
+    }
+}
+
 /// The headers an event is published with: its command's correlation-id and originator.
 pub fn published_headers(command: &Envelope) -> Headers {
     let mut headers = Headers::new();

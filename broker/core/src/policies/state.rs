@@ -53,31 +53,8 @@ impl<'a> PolicyCommand<'a> {
     }
 }
 
-/// What a policy command did.
-#[derive(Debug, Clone, PartialEq)]
-pub enum PolicyOutcome {
-    /// A retrieve: answered with status 200 and this value.
-    Retrieved(Value),
-    /// A modify or delete: answered with 201 and the value (created) or 204, and this event to
-    /// apply. Boxed: retrieves need not carry its room.
-    Changed {
-        status: u16,
-        value: Option<Value>,
-        event: Box<PolicyEvent>,
-    },
-}
-
-impl PolicyOutcome {
-    /// The Ditto Protocol response to the command this is the outcome of.
-    pub fn response_to(&self, command: &Envelope) -> Envelope {
-        match self {
-            PolicyOutcome::Retrieved(value) => command.response(200, Some(value.clone())),
-            PolicyOutcome::Changed { status, value, .. } => {
-                command.response(*status, value.clone())
-            }
-        }
-    }
-}
+/// What a policy command did: the outcome things and policies share.
+pub use crate::event::Outcome as PolicyOutcome;
 
 /// The operator's settings of the policy rules (Ditto's `policies.conf` and feature toggles).
 #[derive(Debug, Clone, PartialEq, Eq)]

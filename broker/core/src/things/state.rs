@@ -44,29 +44,7 @@ impl<'a> Command<'a> {
     }
 }
 
-/// What a command did.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Outcome {
-    /// A retrieve: answered with status 200 and this value.
-    Retrieved(Value),
-    /// A modify: answered with 201 and the value (created) or 204, and this event to apply.
-    /// The event is boxed: it is the large variant, and retrieves need not carry its room.
-    Changed {
-        status: u16,
-        value: Option<Value>,
-        event: Box<ThingEvent>,
-    },
-}
-
-impl Outcome {
-    /// The Ditto Protocol response to the command this is the outcome of.
-    pub fn response_to(&self, command: &Envelope) -> Envelope {
-        match self {
-            Outcome::Retrieved(value) => command.response(200, Some(value.clone())),
-            Outcome::Changed { status, value, .. } => command.response(*status, value.clone()),
-        }
-    }
-}
+pub use crate::event::Outcome;
 
 /// Handles one command against the entity as it is. `now` is the event timestamp to use.
 pub fn handle(entity: &ThingEntity, cmd: Command<'_>, now: &str) -> Result<Outcome, DittoError> {
