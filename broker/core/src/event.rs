@@ -46,10 +46,17 @@ impl Outcome {
     }
 }
 
-/// The headers an event is published with: its command's correlation-id and originator.
+/// The headers an event is published with: its command's correlation-id and originator, the
+/// acknowledgements its subscribers are to issue, and (internal, never delivered) its origin.
 pub fn published_headers(command: &Envelope) -> Headers {
+    use twinwire_protocol::headers::names;
     let mut headers = Headers::new();
-    for name in ["correlation-id", "ditto-originator"] {
+    for name in [
+        names::CORRELATION_ID,
+        names::DITTO_ORIGINATOR,
+        names::REQUESTED_ACKS,
+        names::DITTO_ORIGIN,
+    ] {
         if let Some(v) = command.headers.get(name) {
             headers.insert(name, v.clone());
         }

@@ -12,6 +12,9 @@ pub mod names {
     pub const CONTENT_TYPE: &str = "content-type";
     pub const CORRELATION_ID: &str = "correlation-id";
     pub const DITTO_ORIGINATOR: &str = "ditto-originator";
+    /// Internal: the connection or session a signal came from, so that it is not published
+    /// back to it.
+    pub const DITTO_ORIGIN: &str = "ditto-origin";
     pub const IF_MATCH: &str = "if-match";
     pub const IF_NONE_MATCH: &str = "if-none-match";
     pub const IF_EQUAL: &str = "if-equal";
@@ -27,6 +30,7 @@ pub mod names {
     pub const CONDITION: &str = "condition";
     pub const LIVE_CHANNEL_CONDITION: &str = "live-channel-condition";
     pub const LIVE_CHANNEL_TIMEOUT_STRATEGY: &str = "live-channel-timeout-strategy";
+    pub const LIVE_CHANNEL_CONDITION_MATCHED: &str = "live-channel-condition-matched";
     pub const AT_HISTORICAL_REVISION: &str = "at-historical-revision";
     pub const AT_HISTORICAL_TIMESTAMP: &str = "at-historical-timestamp";
     pub const HISTORICAL_HEADERS: &str = "historical-headers";

@@ -5,6 +5,7 @@
 use super::{Durable, Journal, StoredEvent, StoredSnapshot};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use tokio::sync::oneshot;
 
 #[derive(Debug)]
 pub struct Appender {
@@ -40,6 +41,17 @@ impl Appender {
         events: Vec<StoredEvent>,
         snapshot: Option<StoredSnapshot>,
     ) -> Durable {
+        self.append_telling(events, snapshot, None).await
+    }
+
+    /// [`append`](Self::append), also telling `tell` whether the events became durable: for a
+    /// second party that must wait for them too (the shard's event publisher).
+    pub async fn append_telling(
+        &mut self,
+        events: Vec<StoredEvent>,
+        snapshot: Option<StoredSnapshot>,
+        tell: Option<oneshot::Sender<bool>>,
+    ) -> Durable {
         self.appended += 1;
         let sequence = self.appended;
         let durable = self.journal.append(events).await;
@@ -51,6 +63,10 @@ impl Appender {
             let result = durable.await;
             if result.is_ok() {
                 watermark.fetch_max(sequence, Ordering::AcqRel);
+            }
+            if let Some(tell) = tell {
+                // A publisher that stopped has nothing left to publish.
+                let _ = tell.send(result.is_ok());
             }
             result
         })

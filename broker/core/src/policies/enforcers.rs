@@ -19,6 +19,7 @@ use twinwire_protocol::topic::CommandAction;
 use twinwire_protocol::{DittoError, JsonPointer, PolicyId};
 
 /// A policy compiled for one namespace, with what it was built from.
+#[derive(Debug)]
 pub struct Compiled {
     pub enforcer: Enforcer,
     revision: u64,

@@ -177,11 +177,7 @@ impl PolicyShard {
                     response.headers.insert("etag", cached.entity.etag());
                     let last_append = cached.last_append;
                     let durable = self.appender.durable_through(last_append).await;
-                    return Executed {
-                        response,
-                        events: Vec::new(),
-                        durable,
-                    };
+                    return Executed::answer(response, durable);
                 }
                 Ok(PolicyOutcome::Changed {
                     status,
@@ -204,11 +200,9 @@ impl PolicyShard {
         let published = event.to_policy_envelope(&id, published_headers(&envelope));
         let stored = event.stored(journal_key(&id), millis);
         let durable = self.appender.append(vec![stored], snapshot).await;
-        Executed {
-            response,
-            events: vec![published],
-            durable,
-        }
+        let mut executed = Executed::answer(response, durable);
+        executed.events.push(published);
+        executed
     }
 }
 

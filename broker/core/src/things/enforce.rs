@@ -29,7 +29,6 @@ pub fn authorize(
         return Ok(());
     }
     let id = entity.id.as_str();
-    let path = &cmd.envelope.path;
     let creates = cmd.resource == ThingResource::Thing
         && matches!(cmd.action, CommandAction::Create | CommandAction::Modify);
     if !entity.exists() && !creates {
@@ -48,6 +47,45 @@ pub fn authorize(
             exc::thing_not_creatable(id, policy_id)
         });
     };
+    check(enforcer, id, entity.exists(), cmd, auth)
+}
+
+/// Checks a live command against the policy of the existing thing it addresses, as its twin
+/// counterpart is checked (Ditto's `LiveSignalEnforcement`).
+pub fn authorize_existing(
+    enforcer: &Enforcer,
+    thing_id: &str,
+    cmd: Command<'_>,
+    auth: &AuthContext,
+) -> Result<(), DittoError> {
+    if auth.is_unrestricted() {
+        return Ok(());
+    }
+    check(enforcer, thing_id, true, cmd, auth)
+}
+
+/// Whether `auth` may send a message at `path` (WRITE on `message:<path>`).
+pub fn may_send_message(enforcer: &Enforcer, auth: &AuthContext, path: &JsonPointer) -> bool {
+    auth.is_unrestricted()
+        || enforcer.has_permission(auth.subjects(), "message", path, Permission::Write)
+}
+
+/// Whether `auth` may write the thing at `path` and everything below (a live event's sender).
+pub fn may_write(enforcer: &Enforcer, auth: &AuthContext, path: &JsonPointer) -> bool {
+    auth.is_unrestricted()
+        || enforcer.has_permission(auth.subjects(), THING, path, Permission::Write)
+}
+
+fn check(
+    enforcer: &Enforcer,
+    id: &str,
+    exists: bool,
+    cmd: Command<'_>,
+    auth: &AuthContext,
+) -> Result<(), DittoError> {
+    let path = &cmd.envelope.path;
+    let creates = cmd.resource == ThingResource::Thing
+        && matches!(cmd.action, CommandAction::Create | CommandAction::Modify);
     let subjects = auth.subjects();
     // A condition may only read what the requester may read (Ditto checks this first).
     if let Ok(Some(condition)) = cmd.envelope.headers.condition() {
@@ -66,9 +104,9 @@ pub fn authorize(
     let may_write =
         |p: &JsonPointer| enforcer.has_permission(subjects, THING, p, Permission::Write);
     let refuse = |p: &JsonPointer| {
-        if entity.exists() && may_read(p) {
+        if exists && may_read(p) {
             errors::not_modifiable(id, cmd.resource, p)
-        } else if entity.exists() {
+        } else if exists {
             errors::not_found(id, cmd.resource, p)
         } else {
             exc::thing_not_modifiable(id)
@@ -86,7 +124,7 @@ pub fn authorize(
                 None => Ok(()),
             }
         }
-        _ if creates && !entity.exists() => {
+        _ if creates && !exists => {
             // Creating a thing: WRITE on the whole thing under the policy it will have.
             if may_write(&JsonPointer::root()) {
                 Ok(())

@@ -3,10 +3,13 @@
 //! pushes back on its senders. Commands for one thing are applied in arrival order; different
 //! things proceed in parallel on their shards.
 
-use super::shard::{fail, Executed, Request, Shard, ShardConfig};
+#[cfg(doc)]
+use super::publish::ThingChange;
+use super::publish::{self, EventSink};
+use super::shard::{fail, Executed, Mode, Request, Shard, ShardConfig};
 use crate::auth::AuthContext;
 use crate::journal::{Durable, Journal, JournalError};
-use crate::policies::enforcers::Enforcers;
+use crate::policies::enforcers::{Compiled, Enforcers};
 use crate::policies::shard::{PolicyRequest, PolicyShard};
 use crate::policies::state::PolicyConfig;
 use serde_json::Value;
@@ -14,6 +17,7 @@ use std::future::Future;
 use std::hash::{Hash, Hasher};
 use std::num::NonZeroUsize;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use tokio::sync::{mpsc, oneshot};
@@ -77,11 +81,22 @@ pub struct ThingEngine {
     policy_shards: Arc<[mpsc::Sender<PolicyRequest>]>,
     enforcers: Arc<Enforcers>,
     journal: Journal,
+    thing_after_events: Arc<AtomicBool>,
 }
 
 impl ThingEngine {
-    /// Starts the shard tasks on the current tokio runtime.
+    /// Starts the shard tasks on the current tokio runtime, publishing nothing.
     pub fn start(journal: Journal, config: EngineConfig) -> Self {
+        Self::start_publishing(journal, config, None)
+    }
+
+    /// Starts the shard tasks, handing every durable change (in order per thing) and every
+    /// policy announcement to `sink`.
+    pub fn start_publishing(
+        journal: Journal,
+        config: EngineConfig,
+        sink: Option<Arc<dyn EventSink>>,
+    ) -> Self {
         let shards = config.shards.max(1);
         let enforcers = Arc::new(Enforcers::new(
             journal.clone(),
@@ -106,17 +121,24 @@ impl ThingEngine {
         let per_shard =
             |total: usize| NonZeroUsize::new((total / shards).max(1)).unwrap_or(NonZeroUsize::MIN);
         let parsed = config.max_parsed_things.min(config.max_things_in_memory);
+        let thing_after_events = Arc::new(AtomicBool::new(false));
         let shard_config = ShardConfig {
             max_things: per_shard(config.max_things_in_memory - parsed),
             max_parsed: per_shard(parsed),
             snapshot_every: config.snapshot_every.max(1),
             historical_headers: config.historical_headers.into(),
             enforcers: Arc::clone(&enforcers),
+            thing_after_events: Arc::clone(&thing_after_events),
+            publisher: None,
         };
         let senders: Vec<_> = (0..shards)
             .map(|_| {
                 let (sender, inbox) = mpsc::channel(config.inbox_capacity.max(1));
-                tokio::spawn(Shard::new(journal.clone(), shard_config.clone()).run(inbox));
+                let mut shard_config = shard_config.clone();
+                shard_config.publisher = sink
+                    .as_ref()
+                    .map(|sink| publish::spawn(Arc::clone(sink), config.inbox_capacity));
+                tokio::spawn(Shard::new(journal.clone(), shard_config).run(inbox));
                 sender
             })
             .collect();
@@ -125,7 +147,45 @@ impl ThingEngine {
             policy_shards: policy_senders.into(),
             enforcers,
             journal,
+            thing_after_events,
         }
+    }
+
+    /// Whether published changes carry the thing as it is after them ([`ThingChange::thing`]): on
+    /// while some subscriber enriches events with extra fields, off otherwise, since copying
+    /// the thing costs every change.
+    pub fn set_thing_after_events(&self, on: bool) {
+        self.thing_after_events.store(on, Ordering::Relaxed);
+    }
+
+    /// Whether a thing exists, and its compiled policy (for live signals, which the engine
+    /// does not execute but whose sender and receivers its policy decides). Asked of the
+    /// thing's shard, in order with its commands.
+    pub async fn thing_policy(&self, id: &ThingId) -> (bool, Option<Arc<Compiled>>) {
+        let answer = self.look(id, Mode::Policy).await;
+        (answer.response.status == Some(200), answer.policy)
+    }
+
+    async fn look(&self, id: &ThingId, mode: Mode) -> Executed {
+        let shard = &self.shards[shard_of(id, self.shards.len())];
+        let (reply, answer) = oneshot::channel();
+        let probe = Envelope::new(
+            thing_topic(id, CommandAction::Retrieve),
+            Headers::new(),
+            JsonPointer::root(),
+        );
+        let unavailable = || fail(&probe, exc::thing_unavailable(id.as_str()));
+        let request = Request {
+            envelope: probe.clone(),
+            id: id.clone(),
+            auth: AuthContext::none(),
+            mode,
+            reply,
+        };
+        if shard.send(request).await.is_err() {
+            return unavailable();
+        }
+        answer.await.unwrap_or_else(|_| unavailable())
     }
 
     pub fn journal(&self) -> &Journal {
@@ -211,7 +271,7 @@ impl ThingEngine {
             envelope,
             id,
             auth,
-            probe: false,
+            mode: Mode::Execute,
             reply,
         };
         if let Err(mpsc::error::SendError(request)) = shard.send(request).await {
@@ -239,24 +299,7 @@ impl ThingEngine {
 
     /// Whether a thing exists now, asked of its shard (in order with its commands).
     async fn thing_exists(&self, id: &ThingId) -> bool {
-        let shard = &self.shards[shard_of(id, self.shards.len())];
-        let (reply, answer) = oneshot::channel();
-        let probe = Envelope::new(
-            thing_topic(id, CommandAction::Retrieve),
-            Headers::new(),
-            JsonPointer::root(),
-        );
-        let request = Request {
-            envelope: probe,
-            id: id.clone(),
-            auth: AuthContext::none(),
-            probe: true,
-            reply,
-        };
-        if shard.send(request).await.is_err() {
-            return false;
-        }
-        matches!(answer.await, Ok(executed) if executed.response.status == Some(200))
+        self.look(id, Mode::Probe).await.response.status == Some(200)
     }
 
     /// Makes sure the policy a new thing will have exists (Ditto's thing creation): a copy of
@@ -436,11 +479,7 @@ impl ThingEngine {
             _ => twinwire_protocol::id::WILDCARD,
         };
         response.topic.namespace = namespace.to_owned();
-        Executed {
-            response,
-            events: Vec::new(),
-            durable: Durable::ok(),
-        }
+        Executed::answer(response, Durable::ok())
     }
 
     /// Stops the shards and waits until everything they appended is durable.

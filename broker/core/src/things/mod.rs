@@ -8,6 +8,7 @@
 //! - [`json`]: pointer, merge-patch and field-selector surgery on JSON.
 //! - [`metadata`]: the put-, get- and delete-metadata headers.
 //! - [`shard`]: the task owning a share of the things: apply, journal, cache, recover.
+//! - [`publish`]: each shard's durable changes handed on in order to an [`EventSink`].
 //! - [`engine`]: the handle routing each command to its shard.
 
 pub mod enforce;
@@ -16,12 +17,14 @@ pub mod errors;
 pub mod event;
 pub mod json;
 pub mod metadata;
+pub mod publish;
 pub mod shard;
 pub mod state;
 pub mod thing;
 
 pub use engine::{EngineConfig, Submitted, ThingEngine};
 pub use event::ThingEvent;
+pub use publish::{EventSink, ThingChange};
 pub use shard::Executed;
 pub use state::{handle, Command, Outcome};
 pub use thing::{Thing, ThingEntity};

@@ -5,6 +5,7 @@
 
 use super::enforce;
 use super::event::ThingEvent;
+use super::publish::{Queued, ThingChange};
 use super::state::{self, Command, Outcome};
 use super::thing::ThingEntity;
 use crate::auth::AuthContext;
@@ -15,6 +16,7 @@ use crate::policies::enforcers::{Compiled, Enforcers};
 use lru::LruCache;
 use serde_json::{Map, Value};
 use std::num::NonZeroUsize;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 use twinwire_protocol::exceptions::things as exc;
@@ -31,6 +33,32 @@ pub struct Executed {
     /// Resolves when this command's event is fsynced; for a read, when every change the read
     /// saw is. Only then may the response leave the broker or twin-persisted be issued.
     pub durable: Durable,
+    /// The compiled policy the command was enforced with (a retrieve, a change), or the thing's
+    /// policy (a policy look-up).
+    pub policy: Option<Arc<Compiled>>,
+}
+
+impl Executed {
+    /// An answer with nothing to publish.
+    pub fn answer(response: Envelope, durable: Durable) -> Self {
+        Executed {
+            response,
+            events: Vec::new(),
+            durable,
+            policy: None,
+        }
+    }
+}
+
+/// What a request to a shard asks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Mode {
+    /// Execute the command.
+    Execute,
+    /// Only whether the thing exists: answered 200 or 404, nothing enforced or changed.
+    Probe,
+    /// The thing's compiled policy, for enforcing a live signal: 200 or 404, with `policy`.
+    Policy,
 }
 
 pub(super) struct Request {
@@ -38,8 +66,7 @@ pub(super) struct Request {
     pub(super) id: ThingId,
     /// Who sends the command; enforcement checks it against the thing's policy.
     pub(super) auth: AuthContext,
-    /// Only asks whether the thing exists: answered 200 or 404, nothing enforced or changed.
-    pub(super) probe: bool,
+    pub(super) mode: Mode,
     pub(super) reply: oneshot::Sender<Executed>,
 }
 
@@ -54,6 +81,10 @@ pub(super) struct ShardConfig {
     pub(super) historical_headers: Arc<[String]>,
     /// The policies' enforcers, shared with the policy shards that keep them current.
     pub(super) enforcers: Arc<Enforcers>,
+    /// Whether changes are published with the thing after them (someone enriches events).
+    pub(super) thing_after_events: Arc<AtomicBool>,
+    /// Where durable changes are handed on, in order; none when nothing subscribes.
+    pub(super) publisher: Option<mpsc::Sender<Queued>>,
 }
 
 struct Cached {
@@ -116,16 +147,8 @@ impl Shard {
 
     pub(super) async fn run(mut self, mut inbox: mpsc::Receiver<Request>) {
         while let Some(request) = inbox.recv().await {
-            if request.probe {
-                let exists = self.load(&request.id).is_ok_and(|c| c.entity.exists());
-                let response = request
-                    .envelope
-                    .response(if exists { 200 } else { 404 }, None);
-                let answer = Executed {
-                    response,
-                    events: Vec::new(),
-                    durable: Durable::ok(),
-                };
+            if request.mode != Mode::Execute {
+                let answer = self.look(&request);
                 let _ = request.reply.send(answer);
                 continue;
             }
@@ -135,6 +158,36 @@ impl Shard {
             // A requester that went away no longer wants the answer; the change stands.
             let _ = request.reply.send(executed);
         }
+    }
+
+    /// Answers a probe or a policy look-up: 200 when the thing exists, else 404.
+    fn look(&mut self, request: &Request) -> Executed {
+        let enforcers = Arc::clone(&self.config.enforcers);
+        let (exists, policy) = match self.load(&request.id) {
+            Ok(cached) if cached.entity.exists() => {
+                let policy = match request.mode {
+                    Mode::Policy => {
+                        let policy_id = cached
+                            .entity
+                            .thing
+                            .as_ref()
+                            .and_then(|t| t.policy_id())
+                            .unwrap_or(request.id.as_str());
+                        enforcers
+                            .enforcer(policy_id, request.id.namespace())
+                            .ok()
+                            .flatten()
+                    }
+                    _ => None,
+                };
+                (true, policy)
+            }
+            _ => (false, None),
+        };
+        let status = if exists { 200 } else { 404 };
+        let mut answer = Executed::answer(request.envelope.response(status, None), Durable::ok());
+        answer.policy = policy;
+        answer
     }
 
     async fn execute(&mut self, envelope: Envelope, id: ThingId, auth: &AuthContext) -> Executed {
@@ -190,6 +243,8 @@ impl Shard {
         let persisted_headers = self.persisted_headers(&envelope);
         let snapshot_every = self.config.snapshot_every;
         let sequence = self.appender.next_sequence();
+        let want_thing = self.config.thing_after_events.load(Ordering::Relaxed);
+        let publisher = self.config.publisher.clone();
         let cached = match self.load(&id) {
             Ok(c) => c,
             Err(e) => return fail(&envelope, e),
@@ -210,12 +265,19 @@ impl Shard {
                         .headers
                         .insert(twinwire_protocol::headers::names::DITTO_METADATA, selected);
                 }
+                match state::live_channel_condition(&cached.entity, command) {
+                    Ok(None) => {}
+                    Ok(Some(matched)) => {
+                        response
+                            .headers
+                            .insert(names::LIVE_CHANNEL_CONDITION_MATCHED, matched);
+                    }
+                    Err(e) => return fail(&envelope, e),
+                }
                 let durable = self.appender.durable_through(last_append).await;
-                return Executed {
-                    response,
-                    events: Vec::new(),
-                    durable,
-                };
+                let mut executed = Executed::answer(response, durable);
+                executed.policy = compiled;
+                return executed;
             }
             Ok(Outcome::Changed {
                 status,
@@ -237,11 +299,50 @@ impl Shard {
         });
         let published = event.to_thing_envelope(&id, published_headers(&envelope));
         let stored = event.stored(journal_key(&id), millis);
-        let durable = self.appender.append(vec![stored], snapshot).await;
+        let policy = match compiled {
+            Some(policy) => Some(policy),
+            // A thing created under a policy it brings: the cache has it only now.
+            None => thing_policy(&enforcers, &cached.entity, command)
+                .ok()
+                .flatten(),
+        };
+        let durable = match publisher {
+            None => self.appender.append(vec![stored], snapshot).await,
+            Some(publisher) => {
+                let entity = &cached.entity;
+                let thing = want_thing
+                    .then(|| {
+                        entity
+                            .thing
+                            .as_ref()
+                            .map(|t| Arc::new(t.to_json(entity.revision, false)))
+                    })
+                    .flatten();
+                let change = ThingChange {
+                    events: vec![published.clone()],
+                    policy: policy.clone(),
+                    thing,
+                };
+                let (tell, told) = oneshot::channel();
+                let durable = self
+                    .appender
+                    .append_telling(vec![stored], snapshot, Some(tell))
+                    .await;
+                let queued = Queued {
+                    change,
+                    durable: told,
+                };
+                if publisher.send(queued).await.is_err() {
+                    tracing::warn!(thing = %id, "the event publisher stopped; event not published");
+                }
+                durable
+            }
+        };
         Executed {
             response,
             events: vec![published],
             durable,
+            policy,
         }
     }
 
@@ -295,11 +396,7 @@ impl Shard {
                         .headers
                         .insert("historical-headers", Value::Object(headers));
                 }
-                Executed {
-                    response,
-                    events: Vec::new(),
-                    durable: Durable::ok(),
-                }
+                Executed::answer(response, Durable::ok())
             }
             Err(e) => fail(envelope, e),
         }
@@ -348,11 +445,7 @@ fn thing_policy(
 
 /// The error response for a command, with nothing to publish and nothing to wait for.
 pub(crate) fn fail(envelope: &Envelope, error: impl Into<DittoError>) -> Executed {
-    Executed {
-        response: envelope.error_response(&error.into()),
-        events: Vec::new(),
-        durable: Durable::ok(),
-    }
+    Executed::answer(envelope.error_response(&error.into()), Durable::ok())
 }
 
 /// Rebuilds a thing at a revision (`u64::MAX`: its latest) from the journal.

@@ -216,6 +216,30 @@ fn check_preconditions(entity: &ThingEntity, cmd: Command<'_>) -> Result<(), Dit
     Ok(())
 }
 
+/// A retrieve's `live-channel-condition` (docs/basic-conditional-requests.md): whether it holds
+/// for the thing as it is (then the retrieve goes to the device on the live channel), or `None`
+/// when the retrieve has none. Evaluated like `condition`; an invalid one is
+/// `things:condition.invalid` (400). A thing that does not exist answers its 404 before this.
+pub fn live_channel_condition(
+    entity: &ThingEntity,
+    cmd: Command<'_>,
+) -> Result<Option<bool>, DittoError> {
+    if cmd.action != CommandAction::Retrieve {
+        return Ok(None);
+    }
+    let Some(condition) = cmd.envelope.headers.live_channel_condition()? else {
+        return Ok(None);
+    };
+    let Some(thing) = entity.thing.as_ref() else {
+        return Ok(None);
+    };
+    let mut json = thing.to_json(entity.revision, true);
+    if let Value::Object(o) = &mut json {
+        o.insert("_namespace".into(), Value::from(entity.id.namespace()));
+    }
+    condition_holds(condition, &json).map(Some)
+}
+
 /// Evaluates the RQL `condition` header against the thing's JSON (with its `_` fields, as
 /// Ditto evaluates conditions).
 fn condition_holds(condition: &str, thing: &Value) -> Result<bool, DittoError> {

@@ -333,6 +333,28 @@ pub fn thing_not_modifiable(thing_id: &str) -> DittoError {
     )
 }
 
+/// A live event the requester may not send: WRITE on the event's thing resource is missing
+/// (Ditto's `EventSendNotAllowedException`).
+pub fn event_send_not_allowed(thing_id: &str) -> DittoError {
+    err(
+        403,
+        "things:event.notallowed",
+        format!("You are not allowed to send events for the Thing with id '{thing_id}'!"),
+        "Please make sure that the Thing exists and that you have WRITE permissions on the message resource in the policy of the Thing.",
+    )
+}
+
+/// A message the requester may not send: WRITE on its `message:` resource is missing (Ditto's
+/// `MessageSendNotAllowedException`).
+pub fn message_send_not_allowed(thing_id: &str) -> DittoError {
+    err(
+        403,
+        "messages:send.notallowed",
+        format!("You are not allowed to send messages for the Thing with id '{thing_id}'!"),
+        "Please make sure that the Thing exists and that you have WRITE permissions on the message resource in the policy of the Thing.",
+    )
+}
+
 pub fn thing_too_many_modifying_requests(thing_id: &str) -> DittoError {
     err(
         429,

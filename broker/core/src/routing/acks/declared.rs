@@ -36,6 +36,15 @@ pub enum AckIssuer {
     WebSocket(String),
 }
 
+impl AckIssuer {
+    /// The connection ID or session ID: the origin of what this subscriber sends.
+    pub fn id(&self) -> &str {
+        match self {
+            AckIssuer::Connection(id) | AckIssuer::WebSocket(id) => id,
+        }
+    }
+}
+
 /// The declared labels of every subscriber: a cheap, cloneable handle.
 ///
 /// A std mutex, not a tokio one: every critical section is a few map operations and never

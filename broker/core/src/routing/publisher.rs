@@ -1,0 +1,202 @@
+//! The publisher: the [`Hub`] with where each subscriber's deliveries go, and the weak
+//! acknowledgements a fan-out calls for. It is the engine's [`EventSink`]: thing shards hand it
+//! their durable changes in order, policy shards their announcements.
+//!
+//! Delivery never waits: each subscriber has a bounded queue, and a full queue loses that
+//! delivery (counted and logged) rather than stalling every other subscriber and the shards
+//! behind them. A delivery that requested an acknowledgement is not weakly acknowledged when
+//! dropped, so its request times out and a source redelivers it: nothing consumed is lost.
+
+use super::acks::{AckIssuer, PendingAcks};
+use super::pubsub::{Hub, Kind, PublishContext, Skipped, SubscriberId, Subscription};
+use crate::things::{EventSink, ThingChange};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use tokio::sync::mpsc;
+use tokio::sync::mpsc::error::TrySendError;
+use twinwire_protocol::headers::names;
+use twinwire_protocol::{DittoError, Envelope};
+
+/// Where one subscriber's deliveries go.
+#[derive(Debug, Clone)]
+pub struct Outlet {
+    pub sender: mpsc::Sender<Envelope>,
+    /// The subscriber as an issuer of acknowledgements (its weak acks, its own signals).
+    pub issuer: Option<AckIssuer>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    hub: Hub,
+    outlets: HashMap<SubscriberId, Outlet>,
+    /// Subscriptions with extra fields: while there are any, changes carry the thing.
+    enriching: usize,
+}
+
+/// Counters since the publisher was made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PublisherStats {
+    pub subscriptions: usize,
+    pub delivered: u64,
+    /// Deliveries lost to a full queue.
+    pub dropped: u64,
+}
+
+/// The subscriptions and their outlets. `Send + Sync`; shared as an `Arc`.
+#[derive(Debug)]
+pub struct Publisher {
+    state: RwLock<State>,
+    acks: PendingAcks,
+    delivered: AtomicU64,
+    dropped: AtomicU64,
+}
+
+impl Publisher {
+    pub fn new(acks: PendingAcks) -> Self {
+        Publisher {
+            state: RwLock::new(State::default()),
+            acks,
+            delivered: AtomicU64::new(0),
+            dropped: AtomicU64::new(0),
+        }
+    }
+
+    // Every update leaves the state consistent, so a panic elsewhere does not poison it.
+    fn read(&self) -> RwLockReadGuard<'_, State> {
+        self.state.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, State> {
+        self.state.write().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub fn acks(&self) -> &PendingAcks {
+        &self.acks
+    }
+
+    /// Adds or replaces a subscription; answers whether some subscription now wants extra
+    /// fields. Refused subscriptions (bad extra fields) leave everything as it was.
+    pub fn subscribe(&self, sub: Subscription, outlet: Outlet) -> Result<bool, DittoError> {
+        let mut state = self.write();
+        let id = sub.id.clone();
+        let enriches = sub.extra_fields.is_some();
+        let replaced = state.hub.get(&id).map(|s| s.extra_fields.is_some());
+        state.hub.subscribe(sub)?;
+        state.enriching =
+            state.enriching - usize::from(replaced == Some(true)) + usize::from(enriches);
+        state.outlets.insert(id, outlet);
+        Ok(state.enriching > 0)
+    }
+
+    /// Removes a subscription; answers whether some subscription still wants extra fields.
+    pub fn unsubscribe(&self, id: &SubscriberId) -> bool {
+        let mut state = self.write();
+        if let Some(sub) = state.hub.get(id) {
+            let enriched = sub.extra_fields.is_some();
+            state.hub.unsubscribe(id);
+            state.enriching -= usize::from(enriched);
+        }
+        state.outlets.remove(id);
+        state.enriching > 0
+    }
+
+    /// Removes every subscription of an origin; answers whether some subscription still wants
+    /// extra fields.
+    pub fn unsubscribe_origin(&self, origin: &str) -> bool {
+        let ids: Vec<SubscriberId> = self
+            .read()
+            .outlets
+            .keys()
+            .filter(|id| id.origin() == origin)
+            .cloned()
+            .collect();
+        let mut enriching = self.read().enriching > 0;
+        for id in &ids {
+            enriching = self.unsubscribe(id);
+        }
+        enriching
+    }
+
+    pub fn stats(&self) -> PublisherStats {
+        PublisherStats {
+            subscriptions: self.read().hub.len(),
+            delivered: self.delivered.load(Ordering::Relaxed),
+            dropped: self.dropped.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Fans a signal out and answers the issuers it reached, including those skipped as its
+    /// own origin (which Ditto does not weakly acknowledge either) and those whose queue was
+    /// full (whose requests must time out, not be weakly acknowledged).
+    pub fn publish(&self, signal: &Envelope, ctx: &PublishContext<'_>) -> Vec<AckIssuer> {
+        let state = self.read();
+        let mut reached = Vec::new();
+        let mut delivered = 0u64;
+        let mut dropped = 0u64;
+        state.hub.publish_each(signal, ctx, |id, outcome| {
+            let Some(outlet) = state.outlets.get(id) else {
+                return;
+            };
+            match outcome {
+                Ok(mut envelope) => {
+                    envelope.headers.strip_internal_for_delivery();
+                    match outlet.sender.try_send(envelope) {
+                        Ok(()) => delivered += 1,
+                        Err(TrySendError::Full(_)) => {
+                            dropped += 1;
+                            tracing::warn!(subscriber = %id, topic = %signal.topic, "delivery queue full, signal dropped");
+                        }
+                        // The subscriber is going away; its unsubscribe follows.
+                        Err(TrySendError::Closed(_)) => {}
+                    }
+                }
+                Err(Skipped::OwnOrigin) => {}
+                Err(Skipped::FilteredOut | Skipped::NotReadable) => return,
+            }
+            if let Some(issuer) = &outlet.issuer {
+                if !reached.contains(issuer) {
+                    reached.push(issuer.clone());
+                }
+            }
+        });
+        self.delivered.fetch_add(delivered, Ordering::Relaxed);
+        self.dropped.fetch_add(dropped, Ordering::Relaxed);
+        reached
+    }
+
+    /// Publishes a signal and issues weak acks for the labels it requests whose declarers it
+    /// did not reach.
+    pub fn publish_acknowledged(&self, signal: &Envelope, ctx: &PublishContext<'_>) {
+        let reached = self.publish(signal, ctx);
+        if signal.headers.contains(names::REQUESTED_ACKS) {
+            self.acks.issue_weak_acks(signal, &reached);
+        }
+    }
+}
+
+impl EventSink for Publisher {
+    fn thing_changed(&self, change: ThingChange) {
+        for event in &change.events {
+            let origin = event.headers.get_str(names::DITTO_ORIGIN);
+            let mut ctx = PublishContext::new(Kind::TwinEvents);
+            if let Some(origin) = origin.as_deref() {
+                ctx = ctx.with_origin(origin);
+            }
+            if let Some(policy) = &change.policy {
+                ctx = ctx.with_enforcer(&policy.enforcer);
+            }
+            if let Some(thing) = &change.thing {
+                ctx = ctx.with_thing(thing);
+            }
+            self.publish_acknowledged(event, &ctx);
+        }
+    }
+
+    fn policy_announcement(&self, announcement: Envelope) {
+        self.publish_acknowledged(
+            &announcement,
+            &PublishContext::new(Kind::PolicyAnnouncements),
+        );
+    }
+}
