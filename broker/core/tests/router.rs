@@ -3,7 +3,8 @@
 //! modifies with a subscriber that acknowledges, aggregation, weak acks, labels declared twice,
 //! timeouts, live commands and messages with their responses and timeouts, the
 //! live-channel-condition with `use-twin`, origin exclusion, filters on extra fields, READ-cut
-//! delivery, per-thing event order, and connection announcements.
+//! delivery, per-thing event order, connection announcements, and policy subject deletion
+//! announcements (beforeExpiry, whenDeleted, requested acks with retries).
 
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -11,6 +12,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use twinwire_core::auth::AuthContext;
 use twinwire_core::journal::{Journal, JournalConfig, RedbStore};
+use twinwire_core::policies::state::PolicyConfig;
 use twinwire_core::routing::acks::{AckIssuer, Origin};
 use twinwire_core::routing::pubsub::{Kind, SubscriberId, Subscription};
 use twinwire_core::routing::settlement::OutcomeKind;
@@ -26,13 +28,16 @@ struct Broker {
 }
 
 fn broker() -> Broker {
+    broker_with(EngineConfig {
+        shards: 2,
+        ..EngineConfig::default()
+    })
+}
+
+fn broker_with(config: EngineConfig) -> Broker {
     let dir = tempfile::tempdir().expect("temp dir");
     let store = RedbStore::open(dir.path()).expect("open store");
     let journal = Journal::start(Arc::new(store), JournalConfig::default()).expect("journal");
-    let config = EngineConfig {
-        shards: 2,
-        ..EngineConfig::default()
-    };
     Broker {
         router: Router::start(journal, config),
         _dir: dir,
@@ -996,4 +1001,171 @@ async fn the_live_channel_condition_switches_to_the_device_and_use_twin_falls_ba
     assert_eq!(reply.headers.get("channel"), Some(&json!("live")));
     router.unsubscribe(&SubscriberId::new("smart-dev", "live"));
     assert_eq!(dev.await.expect("device").len(), 1);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Policy announcements.
+// ---------------------------------------------------------------------------------------------
+
+/// A broker keeping subject expiries as written (no rounding up to the hour).
+fn exact_expiry_broker() -> Broker {
+    broker_with(EngineConfig {
+        shards: 2,
+        policy_rules: PolicyConfig {
+            subject_expiry_granularity_secs: 0,
+            ..PolicyConfig::default()
+        },
+        ..EngineConfig::default()
+    })
+}
+
+fn in_millis(ms: i64) -> String {
+    (chrono::Utc::now() + chrono::Duration::milliseconds(ms))
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// Creates policy `ns:announcing` with an admin entry and an entry holding `subjects`.
+async fn create_policy(router: &Router, subjects: Value) {
+    let command = envelope(json!({
+        "topic": format!("{NS}/announcing/policies/commands/create"),
+        "headers": {"correlation-id": "create-policy"},
+        "path": "/",
+        "value": {"entries": {
+            "admin": {"subjects": {"user:owner": {"type": "t"}}, "resources": {
+                "policy:/": {"grant": ["READ", "WRITE"], "revoke": []}}},
+            "guests": {"subjects": subjects, "resources": {
+                "thing:/": {"grant": ["READ"], "revoke": []}}}
+        }}
+    }));
+    let reply = as_owner(router, command).await.reply.expect("reply");
+    assert_eq!(reply.status, Some(201), "{}", reply.to_json());
+}
+
+fn announcements_for(router: &Router, origin: &str, subject: &str) -> mpsc::Receiver<Envelope> {
+    let sub = Subscription::new(
+        SubscriberId::new(origin, "announcements"),
+        auth(subject),
+        Kind::PolicyAnnouncements,
+    );
+    subscribe(router, sub, Some(AckIssuer::Connection(origin.to_owned())))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subject_is_announced_before_it_expires_and_not_again_when_deleted() {
+    let b = exact_expiry_broker();
+    let router = &b.router;
+    let mut temp = announcements_for(router, "temp-conn", "user:temp");
+    let mut owner = announcements_for(router, "owner-conn", "user:owner");
+    let expiry = in_millis(2_000);
+    create_policy(
+        router,
+        json!({"user:temp": {"type": "t", "expiry": expiry,
+        "announcement": {"beforeExpiry": "1s", "whenDeleted": true}}}),
+    )
+    .await;
+    let started = tokio::time::Instant::now();
+    let got = next(&mut temp).await;
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(700) && waited < Duration::from_millis(1_900),
+        "announced after {waited:?}"
+    );
+    assert_eq!(
+        got.topic.to_string(),
+        format!("{NS}/announcing/policies/announcements/subjectDeletion")
+    );
+    assert_eq!(
+        got.value,
+        Some(json!({"deleteAt": expiry, "subjectIds": ["user:temp"]}))
+    );
+    assert!(got.headers.correlation_id().is_some());
+    // Announced to the subject only; and once: its deletion at the expiry is not announced again.
+    nothing(&mut owner).await;
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let retrieve = envelope(json!({
+        "topic": format!("{NS}/announcing/policies/commands/retrieve"),
+        "path": "/entries/guests/subjects"
+    }));
+    let subjects = as_owner(router, retrieve).await.reply.expect("reply");
+    assert_eq!(
+        subjects.value,
+        Some(json!({})),
+        "the expired subject is deleted"
+    );
+    nothing(&mut temp).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_subject_is_announced_when_asked_to() {
+    let b = exact_expiry_broker();
+    let router = &b.router;
+    let mut gone = announcements_for(router, "gone-conn", "user:gone");
+    let mut quiet = announcements_for(router, "quiet-conn", "user:quiet");
+    create_policy(
+        router,
+        json!({
+            "user:gone": {"type": "t", "announcement": {"whenDeleted": true}},
+            "user:quiet": {"type": "t"}
+        }),
+    )
+    .await;
+    for subject in ["user:gone", "user:quiet"] {
+        let delete = envelope(json!({
+            "topic": format!("{NS}/announcing/policies/commands/delete"),
+            "path": format!("/entries/guests/subjects/{subject}")
+        }));
+        assert_eq!(
+            as_owner(router, delete).await.reply.expect("reply").status,
+            Some(204)
+        );
+    }
+    let got = next(&mut gone).await;
+    let value = got.value.expect("value");
+    assert_eq!(value["subjectIds"], json!(["user:gone"]));
+    let delete_at =
+        chrono::DateTime::parse_from_rfc3339(value["deleteAt"].as_str().expect("deleteAt"))
+            .expect("instant");
+    assert!(
+        (chrono::Utc::now() - delete_at.with_timezone(&chrono::Utc))
+            .num_seconds()
+            .abs()
+            < 5
+    );
+    nothing(&mut quiet).await;
+    nothing(&mut gone).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_announcement_requesting_acks_is_published_again_until_acknowledged() {
+    let b = exact_expiry_broker();
+    let router = &b.router;
+    router
+        .acks()
+        .declared()
+        .declare_connection("ack-conn", &["ack-conn:seen"])
+        .expect("declared");
+    let mut rx = announcements_for(router, "ack-conn", "user:acker");
+    create_policy(router, json!({"user:acker": {"type": "t", "expiry": in_millis(60_000), "announcement": {
+        "beforeExpiry": "59s", "requestedAcks": {"labels": ["ack-conn:seen"], "timeout": "500ms"}}}})).await;
+    // First attempt: not acknowledged. After its timeout it comes again; acknowledged then.
+    let first = next(&mut rx).await;
+    assert_eq!(
+        first.headers.requested_acks().expect("valid"),
+        Some(vec![AckLabel::parse("ack-conn:seen").expect("label")])
+    );
+    let second = next(&mut rx).await;
+    assert_eq!(second.value, first.value);
+    let ack = envelope(json!({
+        "topic": format!("{NS}/announcing/policies/acks/ack-conn:seen"),
+        "headers": {"correlation-id": second.headers.correlation_id().expect("correlation-id")},
+        "path": "/", "status": 200
+    }));
+    let answer = router
+        .handle(ack, &Requester::connection("ack-conn", auth("user:acker")))
+        .await;
+    assert_eq!(answer.reply, None, "the ack is taken");
+    // Acknowledged: no more attempts.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    nothing(&mut rx).await;
+    assert!(router.acks().is_empty());
 }

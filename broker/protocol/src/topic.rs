@@ -390,6 +390,8 @@ impl Topic {
                 | Criterion::Errors
                 | Criterion::Announcements(_),
             ) => true,
+            // Acknowledgements of announcements that request them (docs/basic-policy.md).
+            (Group::Policies, Criterion::Acks(_)) => self.channel == Channel::None,
             (Group::Connections, Criterion::Announcements(_) | Criterion::Errors) => true,
             _ => false,
         };

@@ -7,8 +7,10 @@
 //! - [`state`]: one policy command against one policy, pure: the answer or the event.
 //! - [`enforcer`]: a policy compiled for permission checks and READ filtering.
 //! - [`enforcers`]: the cache of compiled policies shared by all shards, and the policy command rules.
+//! - [`announce`]: which subjects are announced before their expiry or on deletion.
 //! - [`shard`]: the task owning a share of the policies.
 
+pub mod announce;
 pub mod enforcer;
 pub mod enforcers;
 pub mod event;

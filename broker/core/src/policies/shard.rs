@@ -4,23 +4,28 @@
 //! enforce the new rules from the next command on. Policy shards never wait on other shards
 //! (thing shards read policies through the cache), so shards cannot deadlock.
 
+use super::announce::{self, SubjectAnnouncement};
 use super::enforcers::{authorize_policy_command, readable_policy_part, Enforcers};
 use super::event::PolicyEvent;
 use super::policy::PolicyEntity;
+use super::rules::format_instant;
 use super::state::{self, PolicyCommand, PolicyConfig, PolicyOutcome};
 use crate::auth::AuthContext;
 use crate::event::published_headers;
 use crate::journal::appender::Appender;
 use crate::journal::{Journal, StoredSnapshot};
+use crate::routing::announcements::subject_deletion;
 use crate::things::shard::{fail, now};
+use crate::things::EventSink;
 use crate::things::Executed;
 use lru::LruCache;
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 use std::num::NonZeroUsize;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use twinwire_protocol::exceptions::policies as exc;
+use twinwire_protocol::headers::names;
 use twinwire_protocol::topic::CommandAction;
 use twinwire_protocol::JsonPointer;
 use twinwire_protocol::{DittoError, Envelope, Headers, PolicyId};
@@ -40,11 +45,15 @@ struct Cached {
 pub(crate) struct PolicyShard {
     appender: Appender,
     policies: LruCache<PolicyId, Cached>,
-    /// When a subject of a policy in memory expires, earliest first.
+    /// When a subject of a policy in memory expires or is to be announced, earliest first.
     expiries: BTreeSet<(i64, PolicyId)>,
     rules: PolicyConfig,
     snapshot_every: u64,
     enforcers: Arc<Enforcers>,
+    /// Where subject deletion announcements go; none: nobody listens.
+    sink: Option<Arc<dyn EventSink>>,
+    /// Subjects announced ahead of their expiry: (policy, subject, expiry ms).
+    announced: HashSet<(PolicyId, String, i64)>,
 }
 
 /// The journal key of a policy.
@@ -59,6 +68,7 @@ impl PolicyShard {
         rules: PolicyConfig,
         snapshot_every: u64,
         enforcers: Arc<Enforcers>,
+        sink: Option<Arc<dyn EventSink>>,
     ) -> Self {
         PolicyShard {
             appender: Appender::new(journal),
@@ -67,6 +77,8 @@ impl PolicyShard {
             rules,
             snapshot_every,
             enforcers,
+            sink,
+            announced: HashSet::new(),
         }
     }
 
@@ -84,9 +96,69 @@ impl PolicyShard {
                     let _ = request.reply.send(executed);
                 }
                 () = tokio::time::sleep(wait.unwrap_or(Duration::MAX)), if wait.is_some() => {
+                    self.announce_before_expiry();
                     self.remove_expired_subjects().await;
                 }
             }
+        }
+    }
+
+    /// The subjects announced so far, when announcements are published at all.
+    fn announcing(&self) -> Option<&HashSet<(PolicyId, String, i64)>> {
+        self.sink.as_ref().map(|_| &self.announced)
+    }
+
+    /// Announces the subjects whose `beforeExpiry` has come, once each, grouped per policy.
+    fn announce_before_expiry(&mut self) {
+        if self.sink.is_none() {
+            return;
+        }
+        let (_, now_millis) = now();
+        let due: Vec<PolicyId> = self
+            .expiries
+            .iter()
+            .take_while(|(at, _)| *at <= now_millis)
+            .map(|(_, id)| id.clone())
+            .collect();
+        for id in due {
+            let Some(cached) = self.policies.peek(&id) else {
+                continue;
+            };
+            let ahead: Vec<SubjectAnnouncement> = announce::announced_subjects(&cached.entity)
+                .into_iter()
+                .filter(|a| a.announce_at().is_some_and(|at| at <= now_millis))
+                .filter(|a| {
+                    let expiry = a.expiry_ms.unwrap_or_default();
+                    self.announced
+                        .insert((id.clone(), a.subject.clone(), expiry))
+                })
+                .collect();
+            self.announce(&id, &ahead, None);
+        }
+    }
+
+    /// Publishes subject deletion announcements: one per deletion time and acknowledgement
+    /// request. `deleted_at`: the subjects are gone (`whenDeleted`), else they expire.
+    fn announce(&self, id: &PolicyId, subjects: &[SubjectAnnouncement], deleted_at: Option<i64>) {
+        let Some(sink) = &self.sink else {
+            return;
+        };
+        for group in announce::group(subjects, deleted_at) {
+            let delete_at = chrono::DateTime::from_timestamp_millis(group.delete_at_ms)
+                .map(|t| format_instant(&t))
+                .unwrap_or_default();
+            let mut headers = Headers::new();
+            headers.insert(names::CORRELATION_ID, uuid::Uuid::new_v4().to_string());
+            if !group.labels.is_empty() {
+                headers.insert(names::REQUESTED_ACKS, group.labels.clone());
+                if let Some(timeout) = group.timeout {
+                    headers.insert(names::TIMEOUT, format!("{}ms", timeout.as_millis()));
+                }
+            }
+            let subjects = &group.subject_ids;
+            tracing::debug!(policy = %id, ?subjects, delete_at, "subject deletion announced");
+            let announcement = subject_deletion(id, &delete_at, subjects, headers);
+            Arc::clone(sink).policy_announcement(announcement);
         }
     }
 
@@ -134,6 +206,13 @@ impl PolicyShard {
                     tracing::warn!(policy = %id, subject, "an expired subject could not be deleted");
                 }
             }
+            // The policy's next expiry or announcement, now that these are done.
+            if let Some(cached) = self.policies.peek(&id) {
+                let next = next_time(&cached.entity, self.announcing());
+                if let Some(at) = next.filter(|at| *at > now_millis) {
+                    self.expiries.insert((at, id.clone()));
+                }
+            }
         }
     }
 
@@ -152,12 +231,15 @@ impl PolicyShard {
         let snapshot_every = self.snapshot_every;
         let rules = rules.clone();
         let loaded_now = !self.policies.contains(&id);
+        let announcing = self.sink.as_ref().map(|_| &self.announced);
         let cached = match load(&mut self.policies, self.appender.journal(), &id) {
             Ok(c) => c,
             Err(e) => return fail(&envelope, e),
         };
         if loaded_now {
-            schedule_expiry(&mut self.expiries, &cached.entity);
+            if let Some(at) = next_time(&cached.entity, announcing) {
+                self.expiries.insert((at, id.clone()));
+            }
         }
         let enforcer = match self.enforcers.command_enforcer(&cached.entity) {
             Ok(e) => e,
@@ -186,11 +268,18 @@ impl PolicyShard {
                 }) => (envelope.response(status, value), event),
                 Err(e) => return fail(&envelope, e),
             };
+        let before = match self.sink {
+            Some(_) => announce::announced_subjects(&cached.entity),
+            None => Vec::new(),
+        };
         cached.entity.apply(&event);
         cached.last_append = sequence;
         response.headers.insert("etag", cached.entity.etag());
         self.enforcers.policy_changed(&cached.entity);
-        schedule_expiry(&mut self.expiries, &cached.entity);
+        let deleted = announce::deleted(&before, &cached.entity);
+        if let Some(at) = next_time(&cached.entity, announcing) {
+            self.expiries.insert((at, id.clone()));
+        }
         let snapshot = (event.revision % snapshot_every == 0).then(|| StoredSnapshot {
             entity: journal_key(&id),
             revision: event.revision,
@@ -200,16 +289,52 @@ impl PolicyShard {
         let published = event.to_policy_envelope(&id, published_headers(&envelope));
         let stored = event.stored(journal_key(&id), millis);
         let durable = self.appender.append(vec![stored], snapshot).await;
+        if !deleted.is_empty() {
+            // Announced ahead of their expiry already: not again.
+            let unannounced: Vec<SubjectAnnouncement> = deleted
+                .into_iter()
+                .filter(|a| {
+                    let key = (
+                        id.clone(),
+                        a.subject.clone(),
+                        a.expiry_ms.unwrap_or_default(),
+                    );
+                    !self.announced.remove(&key)
+                })
+                .collect();
+            self.announce(&id, &unannounced, Some(millis));
+        }
         let mut executed = Executed::answer(response, durable);
         executed.events.push(published);
         executed
     }
 }
 
-/// Remembers when the policy's next subject expires.
-fn schedule_expiry(expiries: &mut BTreeSet<(i64, PolicyId)>, entity: &PolicyEntity) {
-    if let Some(at) = subject_expiries(entity).map(|(_, _, at)| at).min() {
-        expiries.insert((at, entity.id.clone()));
+/// The policy's next subject expiry or unannounced `beforeExpiry` (when `announcing`: the
+/// subjects announced already).
+fn next_time(
+    entity: &PolicyEntity,
+    announcing: Option<&HashSet<(PolicyId, String, i64)>>,
+) -> Option<i64> {
+    let expiry = subject_expiries(entity).map(|(_, _, at)| at).min();
+    let Some(announced) = announcing else {
+        return expiry;
+    };
+    let announcement = announce::announced_subjects(entity)
+        .into_iter()
+        .filter(|a| {
+            let key = (
+                entity.id.clone(),
+                a.subject.clone(),
+                a.expiry_ms.unwrap_or_default(),
+            );
+            !announced.contains(&key)
+        })
+        .filter_map(|a| a.announce_at())
+        .min();
+    match (expiry, announcement) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
     }
 }
 

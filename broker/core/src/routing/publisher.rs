@@ -7,16 +7,19 @@
 //! behind them. A delivery that requested an acknowledgement is not weakly acknowledged when
 //! dropped, so its request times out and a source redelivers it: nothing consumed is lost.
 
-use super::acks::{AckIssuer, PendingAcks};
+use super::acks::{
+    AckIssuer, AckRequest, Outcome as AckOutcome, PendingAcks, RequestKind, MAX_TIMEOUT,
+};
 use super::pubsub::{Hub, Kind, PublishContext, Skipped, SubscriberId, Subscription};
 use crate::things::{EventSink, ThingChange};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::TrySendError;
 use twinwire_protocol::headers::names;
-use twinwire_protocol::{DittoError, Envelope};
+use twinwire_protocol::{AckLabel, DittoError, Envelope};
 
 /// Where one subscriber's deliveries go.
 #[derive(Debug, Clone)]
@@ -175,6 +178,75 @@ impl Publisher {
     }
 }
 
+impl Publisher {
+    /// Publishes an announcement that requests acknowledgements, and again after each attempt
+    /// that was not acknowledged in time or was refused (docs/basic-policy.md: the `timeout` is
+    /// "how long to wait for acknowledgements before retrying"), until the subjects' deletion
+    /// time has passed and it was tried [`ANNOUNCEMENT_ATTEMPTS_AFTER_DELETION`] times since.
+    async fn announce_until_acknowledged(&self, announcement: Envelope, labels: Vec<AckLabel>) {
+        let timeout = announcement
+            .headers
+            .timeout()
+            .unwrap_or(ANNOUNCEMENT_ACK_TIMEOUT)
+            .min(MAX_TIMEOUT);
+        let delete_at = announcement
+            .value
+            .as_ref()
+            .and_then(|v| v.get("deleteAt"))
+            .and_then(serde_json::Value::as_str)
+            .and_then(crate::policies::rules::parse_instant);
+        let ctx = PublishContext::new(Kind::PolicyAnnouncements);
+        let mut after_deletion = 0;
+        loop {
+            let request = AckRequest {
+                kind: RequestKind::Other,
+                labels: labels.clone(),
+                response_required: false,
+                timeout,
+                outcome: AckOutcome::NoResponseAfterAcks,
+            };
+            let waiter = match self.acks.register(&announcement, request) {
+                Ok(Some(waiter)) => waiter,
+                Ok(None) => return,
+                Err(error) => {
+                    tracing::warn!(%error, topic = %announcement.topic, "announcement not tracked");
+                    self.publish(&announcement, &ctx);
+                    return;
+                }
+            };
+            self.publish_acknowledged(&announcement, &ctx);
+            let completion = waiter.completion().await;
+            let acknowledged = !completion.timed_out
+                && completion
+                    .acks
+                    .iter()
+                    .all(|a| (200..300).contains(&a.status));
+            if acknowledged {
+                return;
+            }
+            if delete_at.is_none_or(|at| at <= chrono::Utc::now()) {
+                after_deletion += 1;
+                if after_deletion >= ANNOUNCEMENT_ATTEMPTS_AFTER_DELETION {
+                    tracing::warn!(topic = %announcement.topic, "announcement never acknowledged; given up");
+                    return;
+                }
+            }
+            tracing::debug!(topic = %announcement.topic, status = completion.status(), "announcement not acknowledged; publishing again");
+            if completion.timed_out {
+                continue;
+            }
+            // Refused rather than timed out: wait as long before trying again.
+            tokio::time::sleep(timeout).await;
+        }
+    }
+}
+
+/// How long an announcement waits for its acks when its `requestedAcks` name no timeout.
+pub const ANNOUNCEMENT_ACK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Attempts at an unacknowledged announcement once its subjects are deleted.
+pub const ANNOUNCEMENT_ATTEMPTS_AFTER_DELETION: u32 = 3;
+
 impl EventSink for Publisher {
     fn thing_changed(&self, change: ThingChange) {
         for event in &change.events {
@@ -193,10 +265,18 @@ impl EventSink for Publisher {
         }
     }
 
-    fn policy_announcement(&self, announcement: Envelope) {
-        self.publish_acknowledged(
-            &announcement,
-            &PublishContext::new(Kind::PolicyAnnouncements),
-        );
+    fn policy_announcement(self: Arc<Self>, announcement: Envelope) {
+        let labels = announcement
+            .headers
+            .requested_acks()
+            .ok()
+            .flatten()
+            .unwrap_or_default();
+        let ctx = PublishContext::new(Kind::PolicyAnnouncements);
+        if labels.is_empty() {
+            self.publish(&announcement, &ctx);
+            return;
+        }
+        tokio::spawn(async move { self.announce_until_acknowledged(announcement, labels).await });
     }
 }

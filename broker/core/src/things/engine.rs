@@ -113,6 +113,7 @@ impl ThingEngine {
                     config.policy_rules.clone(),
                     config.snapshot_every.max(1),
                     Arc::clone(&enforcers),
+                    sink.clone(),
                 );
                 tokio::spawn(shard.run(inbox));
                 sender

@@ -27,8 +27,9 @@ pub trait EventSink: Send + Sync + 'static {
     /// A thing changed and the change is durable.
     fn thing_changed(&self, change: ThingChange);
 
-    /// A policy announcement (`…/policies/announcements/subjectDeletion`) to publish.
-    fn policy_announcement(&self, announcement: Envelope);
+    /// A policy announcement (`…/policies/announcements/subjectDeletion`) to publish, and to
+    /// publish again until acknowledged when it requests acknowledgements.
+    fn policy_announcement(self: Arc<Self>, announcement: Envelope);
 }
 
 /// A change waiting for its durability.
