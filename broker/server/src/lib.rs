@@ -5,7 +5,10 @@
 //! - [`pipe`]: `twinwire pipe`, the twin engine on stdin and stdout.
 //! - `input`: cutting files and stdin into messages, for both.
 
+pub mod auth;
 pub mod check;
 pub mod cli;
+pub mod config;
 mod input;
+pub mod jwt;
 pub mod pipe;
