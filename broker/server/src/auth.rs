@@ -97,6 +97,11 @@ impl Authenticator {
         !self.users.is_empty() || self.pre_authenticated.is_some() || self.jwt.is_some()
     }
 
+    /// Whether basic auth is configured (a 401 then names it in `WWW-Authenticate`).
+    pub fn accepts_basic(&self) -> bool {
+        !self.users.is_empty()
+    }
+
     /// Authenticates a request from its `Authorization` and `x-ditto-pre-authenticated`
     /// headers and the peer's address.
     pub fn authenticate(

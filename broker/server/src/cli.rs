@@ -18,6 +18,29 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the broker: the HTTP API, WebSocket and SSE on 127.0.0.1:8080 by default, the
+    /// twins in the data directory. With no authentication configured, a development user is
+    /// created and printed. Stops on SIGINT or SIGTERM, flushing the journal.
+    Run {
+        /// twinwire.yaml with the settings (every setting has a default).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Where to listen, e.g. 127.0.0.1:8080.
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+        /// Where the journal lives [default: $XDG_DATA_HOME/twinwire or ~/.local/share/twinwire].
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// The directory of connection YAML files.
+        #[arg(long)]
+        connections: Option<PathBuf>,
+        /// The directory of adapter plugins.
+        #[arg(long)]
+        plugins: Option<PathBuf>,
+        /// A basic auth user NAME:PASSWORD, authenticated as the subject nginx:NAME; repeatable.
+        #[arg(long = "user")]
+        users: Vec<String>,
+    },
     /// Work with Ditto Protocol messages.
     Protocol {
         #[command(subcommand)]
@@ -64,6 +87,23 @@ pub enum ProtocolCommand {
 /// Runs a parsed command line, returning the process exit code.
 pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
+        Command::Run {
+            config,
+            listen,
+            data_dir,
+            connections,
+            plugins,
+            users,
+        } => {
+            let overrides = RunFlags {
+                listen,
+                data_dir,
+                connections,
+                plugins,
+                users,
+            };
+            run_broker(config, overrides)
+        }
         Command::Protocol {
             command: ProtocolCommand::Check { files, max_bytes },
         } => protocol_check(&files, max_bytes),
@@ -73,6 +113,66 @@ pub fn run(cli: Cli) -> ExitCode {
             unrestricted,
             policy_lockout_prevention,
         } => pipe(data_dir, subjects, unrestricted, policy_lockout_prevention),
+    }
+}
+
+/// `twinwire run` flags that override the file.
+struct RunFlags {
+    listen: Option<std::net::SocketAddr>,
+    data_dir: Option<PathBuf>,
+    connections: Option<PathBuf>,
+    plugins: Option<PathBuf>,
+    users: Vec<String>,
+}
+
+fn run_broker(config_file: Option<PathBuf>, flags: RunFlags) -> ExitCode {
+    init_logging_at("info");
+    let mut config = match &config_file {
+        Some(path) => match crate::config::Config::load(path) {
+            Ok(config) => config,
+            Err(e) => {
+                eprintln!("twinwire: {e}");
+                return ExitCode::from(EXIT_USAGE);
+            }
+        },
+        None => crate::config::Config::default(),
+    };
+    config.listen = flags.listen.unwrap_or(config.listen);
+    config.data_dir = flags.data_dir.or(config.data_dir);
+    config.connections = flags.connections.or(config.connections);
+    config.plugins = flags.plugins.or(config.plugins);
+    if let Err(e) = crate::run::add_flag_users(&mut config, &flags.users) {
+        eprintln!("twinwire: {e}");
+        return ExitCode::from(EXIT_USAGE);
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("twinwire: cannot start the runtime: {e}");
+            return ExitCode::from(EXIT_IO_ERROR);
+        }
+    };
+    let result = runtime.block_on(async {
+        let running = crate::run::start(config, true).await?;
+        println!("twinwire listening on http://{}", running.addr);
+        if let Some((user, password)) = &running.development_user {
+            println!(
+                "development user (no authentication configured): {user} / {password} \
+                 (subject nginx:{user}); try: curl -u {user}:{password} http://{}/api/2/whoami",
+                running.addr
+            );
+        }
+        running.wait().await
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("twinwire: {e}");
+            ExitCode::from(EXIT_IO_ERROR)
+        }
     }
 }
 
@@ -121,8 +221,12 @@ fn pipe(
 
 /// Logs go to stderr (stdout carries the protocol), at `warn` unless `RUST_LOG` says otherwise.
 fn init_logging() {
+    init_logging_at("warn");
+}
+
+fn init_logging_at(level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(io::stderr)

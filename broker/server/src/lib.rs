@@ -9,6 +9,8 @@ pub mod auth;
 pub mod check;
 pub mod cli;
 pub mod config;
+pub mod http;
 mod input;
 pub mod jwt;
 pub mod pipe;
+pub mod run;

@@ -1,0 +1,173 @@
+//! `twinwire run`: the broker. Opens the journal, starts the engine and router, serves the
+//! HTTP API (and WebSocket and SSE) until SIGINT or SIGTERM, then stops accepting, lets the
+//! requests in flight finish, and flushes the journal.
+
+use crate::auth::{hash_password, AuthSetupError, Authenticator};
+use crate::config::{Config, User};
+use crate::http::{self, AppState};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use twinwire_core::journal::{Journal, JournalConfig, JournalError, RedbStore};
+use twinwire_core::routing::Router;
+
+/// The namespace of things created without an ID.
+pub const DEFAULT_NAMESPACE: &str = "org.eclipse.ditto";
+
+/// Why the broker could not start or stop cleanly.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("cannot open the data directory {dir}: {source}")]
+    DataDir { dir: PathBuf, source: JournalError },
+    #[error("authentication: {0}")]
+    Auth(#[from] AuthSetupError),
+    #[error("--user {0:?}: expected NAME:PASSWORD")]
+    UserFlag(String),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("serving: {0}")]
+    Serve(std::io::Error),
+    #[error("the journal did not flush on shutdown: {0}")]
+    Flush(JournalError),
+}
+
+/// A running broker: its address and how to stop it.
+pub struct Running {
+    pub addr: SocketAddr,
+    /// Credentials of the development user, when no authentication was configured.
+    pub development_user: Option<(String, String)>,
+    stop: tokio::sync::oneshot::Sender<()>,
+    done: tokio::task::JoinHandle<Result<(), RunError>>,
+}
+
+impl Running {
+    /// Stops accepting, waits for the requests in flight, flushes the journal.
+    pub async fn stop(self) -> Result<(), RunError> {
+        let _ = self.stop.send(());
+        self.done.await.unwrap_or(Ok(()))
+    }
+
+    /// Waits until the broker stopped on SIGINT or SIGTERM.
+    pub async fn wait(self) -> Result<(), RunError> {
+        let Running { stop, done, .. } = self;
+        let result = done.await.unwrap_or(Ok(()));
+        drop(stop);
+        result
+    }
+}
+
+/// Adds `--user NAME:PASSWORD` users (hashed here, kept only as hashes).
+pub fn add_flag_users(config: &mut Config, users: &[String]) -> Result<(), RunError> {
+    for user in users {
+        let (name, password) = user
+            .split_once(':')
+            .filter(|(n, p)| !n.is_empty() && !p.is_empty())
+            .ok_or_else(|| RunError::UserFlag(user.split(':').next().unwrap_or("").to_owned()))?;
+        config.auth.users.push(User {
+            name: name.to_owned(),
+            password_hash: hash_password(password),
+        });
+    }
+    Ok(())
+}
+
+/// Starts the broker; it runs until [`Running::stop`] or, with `signals`, SIGINT or SIGTERM.
+pub async fn start(mut config: Config, signals: bool) -> Result<Running, RunError> {
+    let data_dir = config
+        .data_dir
+        .clone()
+        .unwrap_or_else(crate::pipe::default_data_dir);
+    let store = RedbStore::open(&data_dir).map_err(|source| RunError::DataDir {
+        dir: data_dir.clone(),
+        source,
+    })?;
+    let journal = Journal::start(Arc::new(store), JournalConfig::default()).map_err(|source| {
+        RunError::DataDir {
+            dir: data_dir.clone(),
+            source,
+        }
+    })?;
+    let mut development_user = None;
+    let configured = Authenticator::new(&config.auth)?;
+    if !configured.has_any() {
+        let password = uuid::Uuid::new_v4().simple().to_string();
+        config.auth.users.push(User {
+            name: "dev".into(),
+            password_hash: hash_password(&password),
+        });
+        development_user = Some(("dev".to_owned(), password));
+    }
+    let auth = Arc::new(Authenticator::new(&config.auth)?);
+    let router = Router::start(journal, config.engine.engine_config());
+    let state = AppState {
+        router: router.clone(),
+        auth,
+        limits: config.limits.clone(),
+        default_namespace: Arc::from(DEFAULT_NAMESPACE),
+    };
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| RunError::Listen {
+            addr: config.listen,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(RunError::Serve)?;
+    let app = http::router(state).into_make_service_with_connect_info::<SocketAddr>();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let done = tokio::spawn(async move {
+        let shutdown = async move {
+            if signals {
+                tokio::select! {
+                    _ = stopped => {}
+                    () = terminated() => tracing::info!("signal received, shutting down"),
+                }
+            } else {
+                let _ = stopped.await;
+            }
+        };
+        let served = axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await
+            .map_err(RunError::Serve);
+        let flushed = router
+            .engine()
+            .clone()
+            .shutdown()
+            .await
+            .map_err(RunError::Flush);
+        served.and(flushed)
+    });
+    Ok(Running {
+        addr,
+        development_user,
+        stop,
+        done,
+    })
+}
+
+/// SIGINT or SIGTERM.
+async fn terminated() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(_) => {
+                    let _ = interrupt.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = interrupt => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = interrupt.await;
+    }
+}
