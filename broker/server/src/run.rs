@@ -107,6 +107,7 @@ pub async fn start(mut config: Config, signals: bool) -> Result<Running, RunErro
         auth,
         limits: config.limits.clone(),
         default_namespace: Arc::from(DEFAULT_NAMESPACE),
+        sessions: Arc::default(),
     };
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await

@@ -3,6 +3,7 @@
 //!
 //! - `things`: `/api/2/things` and every thing sub-resource, live channel, messages.
 //! - `policies`: `/api/2/policies` and every policy sub-resource.
+//! - `ws`: `/ws/2`, the WebSocket binding.
 //! - `caller`: `/api/2/whoami`, `/api/2/checkPermissions`.
 //! - `request`, `reply`: HTTP request → envelope parts; router answer → HTTP response.
 //! - `error`: every failure as Ditto's error JSON.
@@ -13,6 +14,7 @@ pub mod policies;
 pub mod reply;
 pub mod request;
 pub mod things;
+pub mod ws;
 
 use crate::auth::{Authenticator, PRE_AUTHENTICATED_HEADER};
 use crate::config::Limits;
@@ -23,6 +25,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Router as AxumRouter;
 use error::ApiError;
 use std::net::SocketAddr;
+use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 use twinwire_core::routing::Router;
 use twinwire_protocol::exceptions::gateway;
@@ -35,6 +38,8 @@ pub struct AppState {
     pub limits: Limits,
     /// The namespace of things created by `POST /api/2/things`.
     pub default_namespace: Arc<str>,
+    /// WebSocket sessions open now.
+    pub sessions: Arc<AtomicUsize>,
 }
 
 /// The whole HTTP API.
@@ -44,6 +49,7 @@ pub fn router(state: AppState) -> AxumRouter {
         .merge(things::routes())
         .merge(policies::routes())
         .merge(caller::routes())
+        .merge(ws::routes())
         .fallback(|uri: axum::http::Uri| async move {
             ApiError(gateway::not_found(uri.path())).into_response()
         })

@@ -1,0 +1,644 @@
+//! The gateway end to end: `twinwire run`'s server on a free port with a journal in a temp
+//! directory, driven by a real HTTP client and a real WebSocket client. Things and policies over
+//! HTTP (status codes, ETag, Location, conditional requests, field selectors, error bodies),
+//! messages answered by a WebSocket client, events with filters and extra fields, a custom
+//! acknowledgement issued over the WebSocket, and every authentication mode with its refusals.
+
+use base64::Engine as _;
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use std::time::Duration;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::Message;
+use twinwire::config::{Config, JwtConfig};
+use twinwire::run::{self, Running};
+
+const NS: &str = "org.eclipse.ditto";
+
+struct Server {
+    running: Running,
+    base: String,
+    _dir: tempfile::TempDir,
+}
+
+async fn server_with(mut config: Config, users: &[&str]) -> Server {
+    let dir = tempfile::tempdir().expect("temp dir");
+    config.listen = "127.0.0.1:0".parse().expect("addr");
+    config.data_dir = Some(dir.path().to_owned());
+    let users: Vec<String> = users.iter().map(|u| u.to_string()).collect();
+    run::add_flag_users(&mut config, &users).expect("users");
+    let running = run::start(config, false).await.expect("started");
+    let base = format!("http://{}", running.addr);
+    Server {
+        running,
+        base,
+        _dir: dir,
+    }
+}
+
+async fn server() -> Server {
+    server_with(Config::default(), &["alice:wonderland", "bob:builder"]).await
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::new()
+}
+
+fn thing_url(server: &Server, thing: &str, path: &str) -> String {
+    format!("{}/api/2/things/{NS}:{thing}{path}", server.base)
+}
+
+async fn body(response: reqwest::Response) -> Value {
+    let text = response.text().await.expect("body");
+    if text.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap_or(Value::String(text))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn things_over_http() {
+    let s = server().await;
+    let http = client();
+    let url = thing_url(&s, "lamp", "");
+    // Create: 201 with Location and ETag.
+    let created = http
+        .put(&url)
+        .basic_auth("alice", Some("wonderland"))
+        .json(&json!({"attributes": {"room": "kitchen", "on": false}, "features": {"light": {"properties": {"level": 10}}}}))
+        .send()
+        .await
+        .expect("put");
+    assert_eq!(created.status(), 201);
+    assert_eq!(
+        created.headers()["location"],
+        format!("/api/2/things/{NS}:lamp")
+    );
+    assert_eq!(created.headers()["etag"], "\"rev:1\"");
+    assert_eq!(body(created).await["attributes"]["room"], json!("kitchen"));
+    // Retrieve a sub-resource and with a field selector.
+    let level = http
+        .get(thing_url(&s, "lamp", "/features/light/properties/level"))
+        .basic_auth("alice", Some("wonderland"))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(level.status(), 200);
+    assert_eq!(body(level).await, json!(10));
+    let selected = http
+        .get(format!("{url}?fields=attributes/room"))
+        .basic_auth("alice", Some("wonderland"))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(
+        body(selected).await,
+        json!({"attributes": {"room": "kitchen"}})
+    );
+    // Modify: 204; merge: 204.
+    let modified = http
+        .put(thing_url(&s, "lamp", "/attributes/on"))
+        .basic_auth("alice", Some("wonderland"))
+        .json(&json!(true))
+        .send()
+        .await
+        .expect("put");
+    assert_eq!(modified.status(), 204);
+    let merged = http
+        .patch(thing_url(&s, "lamp", "/attributes"))
+        .basic_auth("alice", Some("wonderland"))
+        .header("content-type", "application/merge-patch+json")
+        .body(r#"{"room":null,"floor":2}"#)
+        .send()
+        .await
+        .expect("patch");
+    assert_eq!(merged.status(), 204);
+    let attributes = http
+        .get(thing_url(&s, "lamp", "/attributes"))
+        .basic_auth("alice", Some("wonderland"))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(body(attributes).await, json!({"on": true, "floor": 2}));
+    // A failed precondition: 412 with Ditto's body.
+    let refused = http
+        .put(thing_url(&s, "lamp", "/attributes/on"))
+        .basic_auth("alice", Some("wonderland"))
+        .header("if-match", "\"rev:1\"")
+        .json(&json!(false))
+        .send()
+        .await
+        .expect("put");
+    assert_eq!(refused.status(), 412);
+    assert_eq!(
+        body(refused).await["error"],
+        json!("things:precondition.failed")
+    );
+    // Another user may not see it: 404, not 403.
+    let hidden = http
+        .get(&url)
+        .basic_auth("bob", Some("builder"))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(hidden.status(), 404);
+    assert_eq!(body(hidden).await["error"], json!("things:thing.notfound"));
+    // Malformed JSON: 400.
+    let malformed = http
+        .put(thing_url(&s, "lamp", "/attributes/x"))
+        .basic_auth("alice", Some("wonderland"))
+        .header("content-type", "application/json")
+        .body("{nope")
+        .send()
+        .await
+        .expect("put");
+    assert_eq!(malformed.status(), 400);
+    assert_eq!(body(malformed).await["error"], json!("json.invalid"));
+    // An invalid thing ID: 400.
+    let invalid = http
+        .get(format!("{}/api/2/things/no-namespace", s.base))
+        .basic_auth("alice", Some("wonderland"))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(invalid.status(), 400);
+    assert_eq!(body(invalid).await["error"], json!("things:id.invalid"));
+    // ?ids=
+    let listed = http
+        .get(format!(
+            "{}/api/2/things?ids={NS}:lamp,{NS}:missing",
+            s.base
+        ))
+        .basic_auth("alice", Some("wonderland"))
+        .send()
+        .await
+        .expect("get");
+    let listed = body(listed).await;
+    assert_eq!(listed.as_array().map(Vec::len), Some(1), "{listed}");
+    // POST creates with a generated ID.
+    let posted = http
+        .post(format!("{}/api/2/things", s.base))
+        .basic_auth("alice", Some("wonderland"))
+        .json(&json!({"attributes": {"made": "by post"}}))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(posted.status(), 201);
+    let location = posted.headers()["location"]
+        .to_str()
+        .expect("location")
+        .to_owned();
+    assert!(
+        location.starts_with(&format!("/api/2/things/{NS}:")),
+        "{location}"
+    );
+    // DELETE: 204, then 404.
+    let deleted = http
+        .delete(&url)
+        .basic_auth("alice", Some("wonderland"))
+        .send()
+        .await
+        .expect("delete");
+    assert_eq!(deleted.status(), 204);
+    let gone = http
+        .get(&url)
+        .basic_auth("alice", Some("wonderland"))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(gone.status(), 404);
+    // A body above the limit: 413.
+    let huge = "x".repeat(2 * 1024 * 1024);
+    let too_large = http
+        .put(thing_url(&s, "big", "/attributes/x"))
+        .basic_auth("alice", Some("wonderland"))
+        .header("content-type", "application/json")
+        .body(format!("\"{huge}\""))
+        .send()
+        .await
+        .expect("put");
+    assert_eq!(too_large.status(), 413);
+    s.running.stop().await.expect("stopped cleanly");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn policies_whoami_and_check_permissions() {
+    let s = server().await;
+    let http = client();
+    let created = http
+        .put(thing_url(&s, "shared", ""))
+        .basic_auth("alice", Some("wonderland"))
+        .json(&json!({"attributes": {"a": 1}}))
+        .send()
+        .await
+        .expect("put");
+    assert_eq!(created.status(), 201);
+    let policy_url = format!("{}/api/2/policies/{NS}:shared", s.base);
+    // Alice lets Bob read the thing.
+    let entry = http
+        .put(format!("{policy_url}/entries/bob"))
+        .basic_auth("alice", Some("wonderland"))
+        .json(&json!({"subjects": {"nginx:bob": {"type": "basic"}}, "resources": {"thing:/": {"grant": ["READ"], "revoke": []}}}))
+        .send()
+        .await
+        .expect("put");
+    assert_eq!(entry.status(), 201);
+    let subjects = http
+        .get(format!("{policy_url}/entries/bob/subjects"))
+        .basic_auth("alice", Some("wonderland"))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(
+        body(subjects).await,
+        json!({"nginx:bob": {"type": "basic"}})
+    );
+    let read = http
+        .get(thing_url(&s, "shared", "/attributes/a"))
+        .basic_auth("bob", Some("builder"))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(read.status(), 200);
+    let write = http
+        .put(thing_url(&s, "shared", "/attributes/a"))
+        .basic_auth("bob", Some("builder"))
+        .json(&json!(2))
+        .send()
+        .await
+        .expect("put");
+    assert_eq!(write.status(), 403);
+    assert_eq!(
+        body(write).await["error"],
+        json!("things:attribute.notmodifiable")
+    );
+    let whoami = http
+        .get(format!("{}/api/2/whoami", s.base))
+        .basic_auth("bob", Some("builder"))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(
+        body(whoami).await,
+        json!({"subjects": ["nginx:bob"], "defaultSubject": "nginx:bob"})
+    );
+    let check = http
+        .post(format!("{}/api/2/checkPermissions", s.base))
+        .basic_auth("bob", Some("builder"))
+        .json(&json!({
+            "read": {"resource": "thing:/attributes", "entityId": format!("{NS}:shared"), "hasPermissions": ["READ"]},
+            "write": {"resource": "thing:/attributes", "entityId": format!("{NS}:shared"), "hasPermissions": ["READ", "WRITE"]},
+            "policy": {"resource": "policy:/", "entityId": format!("{NS}:shared"), "hasPermissions": ["READ"]},
+            "missing": {"resource": "thing:/", "entityId": format!("{NS}:missing"), "hasPermissions": ["READ"]}
+        }))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(
+        body(check).await,
+        json!({"read": true, "write": false, "policy": false, "missing": false})
+    );
+    s.running.stop().await.expect("stopped cleanly");
+}
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn websocket(s: &Server, user: &str, password: &str, query: &str) -> Ws {
+    let url = format!("{}/ws/2{query}", s.base.replacen("http", "ws", 1));
+    let mut request = url.into_client_request().expect("request");
+    let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+    request.headers_mut().insert(
+        "authorization",
+        format!("Basic {token}").parse().expect("header"),
+    );
+    let (ws, _) = tokio_tungstenite::connect_async(request)
+        .await
+        .expect("connected");
+    ws
+}
+
+async fn receive(ws: &mut Ws) -> String {
+    loop {
+        let message = tokio::time::timeout(Duration::from_secs(5), ws.next())
+            .await
+            .expect("a message within 5 s")
+            .expect("open")
+            .expect("message");
+        if let Message::Text(text) = message {
+            return text.to_string();
+        }
+    }
+}
+
+async fn receive_json(ws: &mut Ws) -> Value {
+    let text = receive(ws).await;
+    serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}"))
+}
+
+async fn send(ws: &mut Ws, text: impl Into<String>) {
+    ws.send(Message::Text(text.into().into()))
+        .await
+        .expect("sent");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_commands_events_messages_and_acks() {
+    let s = server().await;
+    let http = client();
+    let created = http
+        .put(thing_url(&s, "ws-lamp", ""))
+        .basic_auth("alice", Some("wonderland"))
+        .json(&json!({"attributes": {"room": "kitchen", "n": 0}}))
+        .send()
+        .await
+        .expect("put");
+    assert_eq!(created.status(), 201);
+    // A device session: answers messages, issues a custom ack for events.
+    let mut device = websocket(&s, "alice", "wonderland", "?declared-acks=device-ack").await;
+    send(&mut device, "START-SEND-MESSAGES").await;
+    assert_eq!(receive(&mut device).await, "START-SEND-MESSAGES:ACK");
+    send(&mut device, "START-SEND-EVENTS?filter=eq(attributes%2Froom,%22kitchen%22)&extraFields=attributes%2Froom").await;
+    assert_eq!(receive(&mut device).await, "START-SEND-EVENTS:ACK");
+    // A second session declaring the same label is refused.
+    let url = format!(
+        "{}/ws/2?declared-acks=device-ack",
+        s.base.replacen("http", "ws", 1)
+    );
+    let mut request = url.into_client_request().expect("request");
+    let token = base64::engine::general_purpose::STANDARD.encode("alice:wonderland");
+    request.headers_mut().insert(
+        "authorization",
+        format!("Basic {token}").parse().expect("header"),
+    );
+    let refused = tokio_tungstenite::connect_async(request).await;
+    assert!(refused.is_err(), "the label is taken");
+
+    // A twin command over the WebSocket: its response.
+    let mut app = websocket(&s, "alice", "wonderland", "").await;
+    send(
+        &mut app,
+        json!({
+            "topic": format!("{NS}/ws-lamp/things/twin/commands/retrieve"),
+            "headers": {"correlation-id": "ws-1"}, "path": "/attributes/room"
+        })
+        .to_string(),
+    )
+    .await;
+    let response = receive_json(&mut app).await;
+    assert_eq!(
+        (response["status"].clone(), response["value"].clone()),
+        (json!(200), json!("kitchen"))
+    );
+    assert_eq!(response["headers"]["correlation-id"], json!("ws-1"));
+
+    // An HTTP modify requesting the device's ack: the device gets the event (enriched),
+    // acknowledges it, and the HTTP answer aggregates both acks.
+    let modify = {
+        let http = http.clone();
+        let url = thing_url(&s, "ws-lamp", "/attributes/n");
+        tokio::spawn(async move {
+            http.put(url)
+                .basic_auth("alice", Some("wonderland"))
+                .header("requested-acks", "twin-persisted,device-ack")
+                .header("timeout", "5s")
+                .json(&json!(1))
+                .send()
+                .await
+                .expect("put")
+        })
+    };
+    let event = receive_json(&mut device).await;
+    assert_eq!(
+        event["topic"],
+        json!(format!("{NS}/ws-lamp/things/twin/events/modified"))
+    );
+    assert_eq!(event["extra"], json!({"attributes": {"room": "kitchen"}}));
+    let correlation = event["headers"]["correlation-id"].clone();
+    send(
+        &mut device,
+        json!({
+            "topic": format!("{NS}/ws-lamp/things/twin/acks/device-ack"),
+            "headers": {"correlation-id": correlation}, "path": "/", "status": 200, "value": "seen"
+        })
+        .to_string(),
+    )
+    .await;
+    let answered = modify.await.expect("task");
+    assert_eq!(answered.status(), 200);
+    let acks = body(answered).await;
+    assert_eq!(acks["device-ack"]["status"], json!(200), "{acks}");
+    assert_eq!(acks["twin-persisted"]["status"], json!(204), "{acks}");
+
+    // An HTTP message answered by the device over the WebSocket.
+    let message = {
+        let http = http.clone();
+        let url = thing_url(&s, "ws-lamp", "/inbox/messages/switch?timeout=5s");
+        tokio::spawn(async move {
+            http.post(url)
+                .basic_auth("alice", Some("wonderland"))
+                .header("content-type", "text/plain")
+                .body("on please")
+                .send()
+                .await
+                .expect("post")
+        })
+    };
+    let incoming = receive_json(&mut device).await;
+    assert_eq!(
+        incoming["topic"],
+        json!(format!("{NS}/ws-lamp/things/live/messages/switch"))
+    );
+    assert_eq!(incoming["value"], json!("on please"));
+    send(&mut device, json!({
+        "topic": incoming["topic"], "path": "/inbox/messages/switch", "status": 200,
+        "headers": {"correlation-id": incoming["headers"]["correlation-id"], "content-type": "text/plain"},
+        "value": "switched"
+    }).to_string()).await;
+    let reply = message.await.expect("task");
+    assert_eq!(reply.status(), 200);
+    assert_eq!(reply.text().await.expect("text"), "switched");
+    // Filtered out: moving the lamp out of the kitchen produces no event for the device.
+    send(&mut device, "STOP-SEND-MESSAGES").await;
+    assert_eq!(receive(&mut device).await, "STOP-SEND-MESSAGES:ACK");
+    let moved = http
+        .put(thing_url(&s, "ws-lamp", "/attributes/room"))
+        .basic_auth("alice", Some("wonderland"))
+        .json(&json!("hall"))
+        .send()
+        .await
+        .expect("put");
+    assert_eq!(moved.status(), 204);
+    let nothing = tokio::time::timeout(Duration::from_millis(300), device.next()).await;
+    assert!(nothing.is_err(), "no event: {nothing:?}");
+    // A malformed message gets an error envelope, and the session goes on.
+    send(&mut app, "{not json").await;
+    let error = receive_json(&mut app).await;
+    assert_eq!(error["status"], json!(400));
+    assert_eq!(error["value"]["error"], json!("json.invalid"));
+    s.running.stop().await.expect("stopped cleanly");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_authentication_mode_and_its_refusals() {
+    // Basic auth.
+    let s = server().await;
+    let http = client();
+    let whoami = format!("{}/api/2/whoami", s.base);
+    let none = http.get(&whoami).send().await.expect("get");
+    assert_eq!(none.status(), 401);
+    assert_eq!(
+        none.headers()["www-authenticate"],
+        "Basic realm=\"twinwire\""
+    );
+    assert_eq!(
+        body(none).await,
+        json!({"status": 401, "error": "gateway:authentication.failed", "message": "Unauthorized.", "description": "Check if your credentials were correct."})
+    );
+    let wrong = http
+        .get(&whoami)
+        .basic_auth("alice", Some("nope"))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(wrong.status(), 401);
+    let unknown = http
+        .get(&whoami)
+        .basic_auth("mallory", Some("x"))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(unknown.status(), 401);
+    let ok = http
+        .get(&whoami)
+        .basic_auth("alice", Some("wonderland"))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(body(ok).await["defaultSubject"], json!("nginx:alice"));
+    // Pre-authentication is off by default: the header is ignored.
+    let ignored = http
+        .get(&whoami)
+        .header("x-ditto-pre-authenticated", "nginx:proxy")
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(ignored.status(), 401);
+    s.running.stop().await.expect("stopped");
+
+    // Pre-authenticated from a trusted address (the test client is on 127.0.0.1).
+    let mut config = Config::default();
+    config.auth.pre_authenticated.enabled = true;
+    let s = server_with(config, &[]).await;
+    let whoami = format!("{}/api/2/whoami", s.base);
+    let proxied = http
+        .get(&whoami)
+        .header("x-ditto-pre-authenticated", "nginx:proxy-user")
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(
+        body(proxied).await["defaultSubject"],
+        json!("nginx:proxy-user")
+    );
+    let missing = http.get(&whoami).send().await.expect("get");
+    assert_eq!(missing.status(), 401);
+    s.running.stop().await.expect("stopped");
+    // ... and refused from an address not trusted.
+    let mut config = Config::default();
+    config.auth.pre_authenticated.enabled = true;
+    config.auth.pre_authenticated.trusted = vec!["10.1.2.3".parse().expect("ip")];
+    let s = server_with(config, &[]).await;
+    let untrusted = http
+        .get(format!("{}/api/2/whoami", s.base))
+        .header("x-ditto-pre-authenticated", "nginx:proxy-user")
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(untrusted.status(), 401);
+    s.running.stop().await.expect("stopped");
+
+    // JWT (HS256 here; JWKS keys are read the same way).
+    let mut config = Config::default();
+    config.auth.jwt = Some(JwtConfig {
+        jwks_file: None,
+        hs256_secret: Some("gateway-test-secret".into()),
+        issuer: Some("https://issuer.test".into()),
+        audience: None,
+        subject: "jwt:{{ jwt:sub }}".into(),
+    });
+    let s = server_with(config, &[]).await;
+    let whoami = format!("{}/api/2/whoami", s.base);
+    let exp = chrono::Utc::now().timestamp() + 600;
+    let sign = |claims: Value, secret: &str| {
+        jsonwebtoken::encode(
+            &jsonwebtoken::Header::default(),
+            &claims,
+            &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+        )
+        .expect("token")
+    };
+    let good = sign(
+        json!({"sub": "carol", "iss": "https://issuer.test", "exp": exp}),
+        "gateway-test-secret",
+    );
+    let ok = http
+        .get(&whoami)
+        .bearer_auth(&good)
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(body(ok).await["defaultSubject"], json!("jwt:carol"));
+    let forged = sign(
+        json!({"sub": "carol", "iss": "https://issuer.test", "exp": exp}),
+        "another-secret",
+    );
+    let refused = http
+        .get(&whoami)
+        .bearer_auth(&forged)
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(refused.status(), 401);
+    assert_eq!(body(refused).await["error"], json!("gateway:jwt.invalid"));
+    let expired = sign(
+        json!({"sub": "carol", "iss": "https://issuer.test", "exp": 1000}),
+        "gateway-test-secret",
+    );
+    assert_eq!(
+        http.get(&whoami)
+            .bearer_auth(&expired)
+            .send()
+            .await
+            .expect("get")
+            .status(),
+        401
+    );
+    let missing = http.get(&whoami).send().await.expect("get");
+    assert_eq!(missing.status(), 401);
+    assert_eq!(
+        body(missing).await["message"],
+        json!("The JWT was missing.")
+    );
+    s.running.stop().await.expect("stopped");
+
+    // Nothing configured: a development user, printed at start-up.
+    let s = server_with(Config::default(), &[]).await;
+    let (user, password) = s
+        .running
+        .development_user
+        .clone()
+        .expect("a development user");
+    let ok = http
+        .get(format!("{}/api/2/whoami", s.base))
+        .basic_auth(&user, Some(&password))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(
+        body(ok).await["defaultSubject"],
+        json!(format!("nginx:{user}"))
+    );
+    s.running.stop().await.expect("stopped");
+}
