@@ -642,3 +642,124 @@ async fn every_authentication_mode_and_its_refusals() {
     );
     s.running.stop().await.expect("stopped");
 }
+
+/// Reads server-sent events from a streaming response: the next `data:` payload.
+struct SseReader {
+    response: reqwest::Response,
+    buffer: String,
+}
+
+impl SseReader {
+    async fn next(&mut self) -> String {
+        loop {
+            if let Some(end) = self.buffer.find("\n\n") {
+                let frame: String = self.buffer.drain(..end + 2).collect();
+                let data: Vec<&str> = frame
+                    .lines()
+                    .filter_map(|l| l.strip_prefix("data:"))
+                    .map(str::trim_start)
+                    .collect();
+                if !data.is_empty() {
+                    return data.join("\n");
+                }
+                continue;
+            }
+            let chunk = tokio::time::timeout(Duration::from_secs(5), self.response.chunk())
+                .await
+                .expect("an event within 5 s")
+                .expect("stream")
+                .expect("open");
+            self.buffer.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    }
+}
+
+async fn sse(s: &Server, path: &str) -> SseReader {
+    let response = client()
+        .get(format!("{}{path}", s.base))
+        .basic_auth("alice", Some("wonderland"))
+        .header("accept", "text/event-stream")
+        .send()
+        .await
+        .expect("sse");
+    assert_eq!(response.status(), 200);
+    assert!(response.headers()["content-type"]
+        .to_str()
+        .expect("type")
+        .starts_with("text/event-stream"));
+    SseReader {
+        response,
+        buffer: String::new(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_sent_events_of_changes_and_messages() {
+    let s = server().await;
+    let http = client();
+    for thing in ["sse-1", "sse-2"] {
+        let created = http
+            .put(thing_url(&s, thing, ""))
+            .basic_auth("alice", Some("wonderland"))
+            .json(&json!({"attributes": {"room": "kitchen", "n": 0}}))
+            .send()
+            .await
+            .expect("put");
+        assert_eq!(created.status(), 201);
+    }
+    let mut all = sse(
+        &s,
+        &format!("/api/2/things?ids={NS}:sse-2&fields=thingId,attributes,_context/topic&extraFields=attributes/room"),
+    )
+    .await;
+    let mut one = sse(&s, &format!("/api/2/things/{NS}:sse-2/attributes/n")).await;
+    let mut inbox = sse(&s, &format!("/api/2/things/{NS}:sse-2/inbox/messages")).await;
+    for (thing, n) in [("sse-1", 5), ("sse-2", 7)] {
+        let modified = http
+            .put(thing_url(&s, thing, "/attributes/n"))
+            .basic_auth("alice", Some("wonderland"))
+            .json(&json!(n))
+            .send()
+            .await
+            .expect("put");
+        assert_eq!(modified.status(), 204);
+    }
+    // The things' `created` events may still be on their way: skip them.
+    let mut event: Value = serde_json::from_str(&all.next().await).expect("json");
+    while event["_context"]["topic"]
+        .as_str()
+        .is_some_and(|t| t.ends_with("/created"))
+    {
+        event = serde_json::from_str(&all.next().await).expect("json");
+    }
+    assert_eq!(
+        event,
+        json!({
+            "thingId": format!("{NS}:sse-2"),
+            "attributes": {"room": "kitchen", "n": 7},
+            "_context": {"topic": format!("{NS}/sse-2/things/twin/events/modified")}
+        })
+    );
+    let mut n = one.next().await;
+    if n == "0" {
+        n = one.next().await;
+    }
+    assert_eq!(n, "7");
+    let message = {
+        let http = http.clone();
+        let url = thing_url(&s, "sse-2", "/inbox/messages/ping?timeout=0");
+        tokio::spawn(async move {
+            http.post(url)
+                .basic_auth("alice", Some("wonderland"))
+                .header("content-type", "text/plain")
+                .body("hello")
+                .send()
+                .await
+                .expect("post")
+        })
+    };
+    assert_eq!(inbox.next().await, "hello");
+    assert_eq!(message.await.expect("task").status(), 202);
+    drop((all, one, inbox));
+    s.running.stop().await.expect("stopped cleanly");
+}

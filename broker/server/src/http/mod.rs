@@ -3,6 +3,7 @@
 //!
 //! - `things`: `/api/2/things` and every thing sub-resource, live channel, messages.
 //! - `policies`: `/api/2/policies` and every policy sub-resource.
+//! - `sse`: server-sent events of changes and messages.
 //! - `ws`: `/ws/2`, the WebSocket binding.
 //! - `caller`: `/api/2/whoami`, `/api/2/checkPermissions`.
 //! - `request`, `reply`: HTTP request → envelope parts; router answer → HTTP response.
@@ -13,6 +14,7 @@ pub mod error;
 pub mod policies;
 pub mod reply;
 pub mod request;
+pub mod sse;
 pub mod things;
 pub mod ws;
 

@@ -6,7 +6,7 @@
 use super::error::ApiError;
 use super::reply::{is_json, respond};
 use super::request::{json_body, pointer, segments, signal_headers};
-use super::AppState;
+use super::{sse, AppState};
 use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, Method, Uri};
@@ -43,6 +43,21 @@ async fn list(
     Query(query): Params,
 ) -> Result<Response, ApiError> {
     let (mut signal_headers, parts) = signal_headers(&headers, &query)?;
+    if sse::wanted(&headers) {
+        let ids = parts.ids.as_deref().map(|ids| {
+            ids.split(',')
+                .map(str::trim)
+                .filter(|id| !id.is_empty())
+                .map(str::to_owned)
+                .collect()
+        });
+        let watch = sse::Watch {
+            ids,
+            path: None,
+            messages: None,
+        };
+        return Ok(sse::stream(&state, auth, parts, watch)?);
+    }
     let ids: Vec<Value> = parts
         .ids
         .as_deref()
@@ -120,6 +135,15 @@ async fn resource(
     let id =
         ThingId::parse(thing).ok_or_else(|| ProtocolError::ThingIdInvalid { id: thing.clone() })?;
     let (signal_headers, parts) = signal_headers(&headers, &query)?;
+    if method == Method::GET && sse::wanted(&headers) {
+        let is_mailbox = rest.iter().any(|s| s == "inbox" || s == "outbox");
+        let watch = sse::Watch {
+            ids: Some(vec![id.as_str().to_owned()]),
+            path: (!is_mailbox && !rest.is_empty()).then(|| pointer(rest)),
+            messages: is_mailbox.then(|| pointer(rest)),
+        };
+        return Ok(sse::stream(&state, auth, parts, watch)?);
+    }
     let envelope = match message_subject(rest) {
         Some(subject) => {
             if method != Method::POST {
