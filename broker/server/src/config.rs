@@ -71,7 +71,7 @@ impl Default for PreAuthenticated {
     fn default() -> Self {
         PreAuthenticated {
             enabled: false,
-            trusted: vec![IpAddr::from([127, 0, 0, 1]), IpAddr::from([0u16; 8])],
+            trusted: vec![IpAddr::from([127, 0, 0, 1]), IpAddr::from([0, 0, 0, 0, 0, 0, 0, 1u16])],
         }
     }
 }
@@ -204,6 +204,26 @@ mod tests {
         assert!(config.auth.users.is_empty());
         assert!(!config.auth.pre_authenticated.enabled);
         assert_eq!(config.limits.session_queue, 1_024);
+    }
+
+    #[test]
+    fn the_documented_file_is_the_defaults() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../config/twinwire.yaml");
+        let documented = Config::load(Path::new(path)).unwrap();
+        let defaults = Config::default();
+        assert_eq!(documented.listen, defaults.listen);
+        assert_eq!(documented.auth.pre_authenticated.trusted, defaults.auth.pre_authenticated.trusted);
+        assert_eq!(documented.auth.pre_authenticated.enabled, defaults.auth.pre_authenticated.enabled);
+        assert_eq!(documented.limits.max_message_bytes, defaults.limits.max_message_bytes);
+        assert_eq!(documented.limits.max_websocket_sessions, defaults.limits.max_websocket_sessions);
+        assert_eq!(documented.limits.session_queue, defaults.limits.session_queue);
+        assert_eq!(documented.engine.shards, defaults.engine.shards);
+        assert_eq!(documented.engine.max_things_in_memory, defaults.engine.max_things_in_memory);
+        assert_eq!(documented.engine.snapshot_every, defaults.engine.snapshot_every);
+        assert_eq!(
+            documented.engine.policy_lockout_prevention,
+            defaults.engine.policy_lockout_prevention
+        );
     }
 
     #[test]
