@@ -4,6 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/services.sh # the adapter tests talk to the real RabbitMQ and Mosquitto
+bash scripts/js-client.sh # Ditto's JavaScript client, for the compatibility test
 
 # Run both suites even if the first fails, so one run shows every failure.
 status=0

@@ -200,8 +200,8 @@ function httpClient({ user, password }) {
 
 /**
  * The client has no builder option for Ditto's `declared-acks` connect parameter. Its
- * AuthProvider interface, though, may add query parameters to the URL it connects to (that is
- * how `x-ditto-pre-authenticated` or an `access_token` parameter get there), so this provider
+ * AuthProvider interface may add query parameters to the URL it connects to (its documentation
+ * gives `x-ditto-pre-authenticated=…` as the example), so this provider
  * adds `declared-acks=<labels>` to the WebSocket URL and leaves the headers alone.
  */
 class DeclaredAcks {
@@ -251,8 +251,9 @@ async function webSocketClient(name, { user, password }, channel, ...extraAuthPr
 /**
  * Sends one Ditto Protocol message as it is. The client can only send envelopes of topic,
  * headers, path and value; a live message response and an acknowledgement also need the
- * top-level "status" (without it, Ditto and twinwire take the message for a new message to the
- * thing). There is no public method for that, so this uses the send method of the client's
+ * top-level "status" (a message without one is a new message to the thing, for Ditto as for
+ * twinwire, and an acknowledgement states its status). There is no public method for that and no
+ * API to answer a message or to acknowledge a signal, so this uses the send method of the client's
  * connection handler (DittoWebSocketClient -> WebSocketRequestHandler -> ResilienceHandler,
  * whose interface declares send(message: string)); the fields on the way there are private in
  * the client's TypeScript declarations.

@@ -157,11 +157,12 @@ fn run_broker(config_file: Option<PathBuf>, flags: RunFlags) -> ExitCode {
     };
     let result = runtime.block_on(async {
         let running = crate::run::start(config, true).await?;
-        println!("twinwire listening on http://{}", running.addr);
+        let scheme = if running.tls { "https" } else { "http" };
+        println!("twinwire listening on {scheme}://{}", running.addr);
         if let Some((user, password)) = &running.development_user {
             println!(
                 "development user (no authentication configured): {user} / {password} \
-                 (subject nginx:{user}); try: curl -u {user}:{password} http://{}/api/2/whoami",
+                 (subject nginx:{user}); try: curl -u {user}:{password} {scheme}://{}/api/2/whoami",
                 running.addr
             );
         }

@@ -18,9 +18,19 @@ pub struct Config {
     pub connections: Option<PathBuf>,
     /// The directory of adapter plugins.
     pub plugins: Option<PathBuf>,
+    /// Serve HTTPS and WSS instead of HTTP and WS.
+    pub tls: Option<TlsConfig>,
     pub auth: AuthConfig,
     pub limits: Limits,
     pub engine: EngineSettings,
+}
+
+/// The listener's certificate chain and private key, PEM files.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    pub certificate: PathBuf,
+    pub private_key: PathBuf,
 }
 
 impl Default for Config {
@@ -30,6 +40,7 @@ impl Default for Config {
             data_dir: None,
             connections: None,
             plugins: None,
+            tls: None,
             auth: AuthConfig::default(),
             limits: Limits::default(),
             engine: EngineSettings::default(),
@@ -71,7 +82,10 @@ impl Default for PreAuthenticated {
     fn default() -> Self {
         PreAuthenticated {
             enabled: false,
-            trusted: vec![IpAddr::from([127, 0, 0, 1]), IpAddr::from([0, 0, 0, 0, 0, 0, 0, 1u16])],
+            trusted: vec![
+                IpAddr::from([127, 0, 0, 1]),
+                IpAddr::from([0, 0, 0, 0, 0, 0, 0, 1u16]),
+            ],
         }
     }
 }
@@ -212,14 +226,35 @@ mod tests {
         let documented = Config::load(Path::new(path)).unwrap();
         let defaults = Config::default();
         assert_eq!(documented.listen, defaults.listen);
-        assert_eq!(documented.auth.pre_authenticated.trusted, defaults.auth.pre_authenticated.trusted);
-        assert_eq!(documented.auth.pre_authenticated.enabled, defaults.auth.pre_authenticated.enabled);
-        assert_eq!(documented.limits.max_message_bytes, defaults.limits.max_message_bytes);
-        assert_eq!(documented.limits.max_websocket_sessions, defaults.limits.max_websocket_sessions);
-        assert_eq!(documented.limits.session_queue, defaults.limits.session_queue);
+        assert_eq!(
+            documented.auth.pre_authenticated.trusted,
+            defaults.auth.pre_authenticated.trusted
+        );
+        assert_eq!(
+            documented.auth.pre_authenticated.enabled,
+            defaults.auth.pre_authenticated.enabled
+        );
+        assert_eq!(
+            documented.limits.max_message_bytes,
+            defaults.limits.max_message_bytes
+        );
+        assert_eq!(
+            documented.limits.max_websocket_sessions,
+            defaults.limits.max_websocket_sessions
+        );
+        assert_eq!(
+            documented.limits.session_queue,
+            defaults.limits.session_queue
+        );
         assert_eq!(documented.engine.shards, defaults.engine.shards);
-        assert_eq!(documented.engine.max_things_in_memory, defaults.engine.max_things_in_memory);
-        assert_eq!(documented.engine.snapshot_every, defaults.engine.snapshot_every);
+        assert_eq!(
+            documented.engine.max_things_in_memory,
+            defaults.engine.max_things_in_memory
+        );
+        assert_eq!(
+            documented.engine.snapshot_every,
+            defaults.engine.snapshot_every
+        );
         assert_eq!(
             documented.engine.policy_lockout_prevention,
             defaults.engine.policy_lockout_prevention

@@ -5,11 +5,15 @@
 use crate::auth::{hash_password, AuthSetupError, Authenticator};
 use crate::config::{Config, User};
 use crate::http::{self, AppState};
+use axum_server::tls_rustls::RustlsConfig;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use twinwire_core::journal::{Journal, JournalConfig, JournalError, RedbStore};
 use twinwire_core::routing::Router;
+
+/// How long requests in flight may take to finish after a shutdown began (TLS listener).
+const GRACE: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// The namespace of things created without an ID.
 pub const DEFAULT_NAMESPACE: &str = "org.eclipse.ditto";
@@ -30,6 +34,12 @@ pub enum RunError {
     },
     #[error("serving: {0}")]
     Serve(std::io::Error),
+    #[error("TLS: cannot use the certificate {certificate} and key {key}: {source}")]
+    Tls {
+        certificate: PathBuf,
+        key: PathBuf,
+        source: std::io::Error,
+    },
     #[error("the journal did not flush on shutdown: {0}")]
     Flush(JournalError),
 }
@@ -37,6 +47,8 @@ pub enum RunError {
 /// A running broker: its address and how to stop it.
 pub struct Running {
     pub addr: SocketAddr,
+    /// Whether it serves HTTPS and WSS.
+    pub tls: bool,
     /// Credentials of the development user, when no authentication was configured.
     pub development_user: Option<(String, String)>,
     stop: tokio::sync::oneshot::Sender<()>,
@@ -116,6 +128,21 @@ pub async fn start(mut config: Config, signals: bool) -> Result<Running, RunErro
             source,
         })?;
     let addr = listener.local_addr().map_err(RunError::Serve)?;
+    let tls = match &config.tls {
+        None => None,
+        Some(tls) => {
+            // One crypto provider for the process; a second install is a no-op error.
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            let rustls = RustlsConfig::from_pem_file(&tls.certificate, &tls.private_key)
+                .await
+                .map_err(|source| RunError::Tls {
+                    certificate: tls.certificate.clone(),
+                    key: tls.private_key.clone(),
+                    source,
+                })?;
+            Some(rustls)
+        }
+    };
     let app = http::router(state).into_make_service_with_connect_info::<SocketAddr>();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let done = tokio::spawn(async move {
@@ -129,10 +156,28 @@ pub async fn start(mut config: Config, signals: bool) -> Result<Running, RunErro
                 let _ = stopped.await;
             }
         };
-        let served = axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await
-            .map_err(RunError::Serve);
+        let served = match tls {
+            None => axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await
+                .map_err(RunError::Serve),
+            Some(rustls) => {
+                let handle = axum_server::Handle::new();
+                let stopping = handle.clone();
+                tokio::spawn(async move {
+                    shutdown.await;
+                    stopping.graceful_shutdown(Some(GRACE));
+                });
+                match listener.into_std() {
+                    Ok(listener) => axum_server::from_tcp_rustls(listener, rustls)
+                        .handle(handle)
+                        .serve(app)
+                        .await
+                        .map_err(RunError::Serve),
+                    Err(e) => Err(RunError::Serve(e)),
+                }
+            }
+        };
         let flushed = router
             .engine()
             .clone()
@@ -143,6 +188,7 @@ pub async fn start(mut config: Config, signals: bool) -> Result<Running, RunErro
     });
     Ok(Running {
         addr,
+        tls: config.tls.is_some(),
         development_user,
         stop,
         done,

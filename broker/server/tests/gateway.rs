@@ -763,3 +763,45 @@ async fn server_sent_events_of_changes_and_messages() {
     drop((all, one, inbox));
     s.running.stop().await.expect("stopped cleanly");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_on_the_listener() {
+    let certified =
+        rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).expect("certificate");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let certificate = dir.path().join("cert.pem");
+    let key = dir.path().join("key.pem");
+    std::fs::write(&certificate, certified.cert.pem()).expect("write");
+    std::fs::write(&key, certified.key_pair.serialize_pem()).expect("write");
+    let config = Config {
+        tls: Some(twinwire::config::TlsConfig {
+            certificate,
+            private_key: key,
+        }),
+        ..Config::default()
+    };
+    let s = server_with(config, &["alice:wonderland"]).await;
+    assert!(s.running.tls);
+    let port = s.running.addr.port();
+    let root = reqwest::Certificate::from_pem(certified.cert.pem().as_bytes()).expect("root");
+    let https = reqwest::Client::builder()
+        .add_root_certificate(root)
+        .resolve("localhost", s.running.addr)
+        .build()
+        .expect("client");
+    let whoami = https
+        .get(format!("https://localhost:{port}/api/2/whoami"))
+        .basic_auth("alice", Some("wonderland"))
+        .send()
+        .await
+        .expect("https");
+    assert_eq!(body(whoami).await["defaultSubject"], json!("nginx:alice"));
+    // Plain HTTP is not served on a TLS listener.
+    let plain = client()
+        .get(format!("http://127.0.0.1:{port}/api/2/whoami"))
+        .basic_auth("alice", Some("wonderland"))
+        .send()
+        .await;
+    assert!(plain.is_err() || plain.is_ok_and(|r| !r.status().is_success()));
+    s.running.stop().await.expect("stopped cleanly");
+}
