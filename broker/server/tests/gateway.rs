@@ -805,3 +805,109 @@ async fn tls_on_the_listener() {
     assert!(plain.is_err() || plain.is_ok_and(|r| !r.status().is_success()));
     s.running.stop().await.expect("stopped cleanly");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jwt_verified_against_a_jwks_document() {
+    use jsonwebtoken::{Algorithm, EncodingKey, Header};
+    let key = rcgen::KeyPair::generate().expect("P-256 key");
+    let raw = key.public_key_raw(); // 0x04 || x || y
+    let b64 = |bytes: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+    let jwks = json!({"keys": [{
+        "kty": "EC", "crv": "P-256", "kid": "key-1", "alg": "ES256", "use": "sig",
+        "x": b64(&raw[1..33]), "y": b64(&raw[33..65])
+    }]});
+    let dir = tempfile::tempdir().expect("temp dir");
+    let jwks_file = dir.path().join("jwks.json");
+    std::fs::write(&jwks_file, jwks.to_string()).expect("write");
+    let mut config = Config::default();
+    config.auth.jwt = Some(JwtConfig {
+        jwks_file: Some(jwks_file),
+        hs256_secret: None,
+        issuer: Some("https://issuer.test".into()),
+        audience: Some("twinwire".into()),
+        subject: "jwt:{{ jwt:sub }}".into(),
+    });
+    let s = server_with(config, &[]).await;
+    let whoami = format!("{}/api/2/whoami", s.base);
+    let signing = EncodingKey::from_ec_pem(key.serialize_pem().as_bytes()).expect("signing key");
+    let sign = |claims: Value, kid: &str| {
+        let mut header = Header::new(Algorithm::ES256);
+        header.kid = Some(kid.to_owned());
+        jsonwebtoken::encode(&header, &claims, &signing).expect("token")
+    };
+    let exp = chrono::Utc::now().timestamp() + 600;
+    let good = sign(
+        json!({"sub": "dave", "iss": "https://issuer.test", "aud": "twinwire", "exp": exp}),
+        "key-1",
+    );
+    let ok = client()
+        .get(&whoami)
+        .bearer_auth(&good)
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(body(ok).await["defaultSubject"], json!("jwt:dave"));
+    for bad in [
+        // Another audience.
+        sign(
+            json!({"sub": "dave", "iss": "https://issuer.test", "aud": "elsewhere", "exp": exp}),
+            "key-1",
+        ),
+        // A key the JWKS does not have.
+        sign(
+            json!({"sub": "dave", "iss": "https://issuer.test", "aud": "twinwire", "exp": exp}),
+            "key-2",
+        ),
+    ] {
+        let refused = client()
+            .get(&whoami)
+            .bearer_auth(&bad)
+            .send()
+            .await
+            .expect("get");
+        assert_eq!(refused.status(), 401);
+        assert_eq!(body(refused).await["error"], json!("gateway:jwt.invalid"));
+    }
+    s.running.stop().await.expect("stopped");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_sessions_are_bounded() {
+    let mut config = Config::default();
+    config.limits.max_websocket_sessions = 1;
+    let s = server_with(config, &["alice:wonderland"]).await;
+    let first = websocket(&s, "alice", "wonderland", "").await;
+    let url = format!("{}/ws/2", s.base.replacen("http", "ws", 1));
+    let mut request = url.clone().into_client_request().expect("request");
+    let token = base64::engine::general_purpose::STANDARD.encode("alice:wonderland");
+    request.headers_mut().insert(
+        "authorization",
+        format!("Basic {token}").parse().expect("header"),
+    );
+    match tokio_tungstenite::connect_async(request).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), 503)
+        }
+        other => panic!("a second session should be refused: {other:?}"),
+    }
+    // Once the first closes, there is room again.
+    drop(first);
+    let mut reconnected = None;
+    for _ in 0..50 {
+        let mut request = url.clone().into_client_request().expect("request");
+        request.headers_mut().insert(
+            "authorization",
+            format!("Basic {token}").parse().expect("header"),
+        );
+        if let Ok((ws, _)) = tokio_tungstenite::connect_async(request).await {
+            reconnected = Some(ws);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        reconnected.is_some(),
+        "the slot is freed when a session ends"
+    );
+    s.running.stop().await.expect("stopped");
+}
