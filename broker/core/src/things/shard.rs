@@ -249,7 +249,11 @@ impl Shard {
             Ok(c) => c,
             Err(e) => return fail(&envelope, e),
         };
-        let (timestamp, millis) = now();
+        // A retrieve needs no timestamp; formatting one costs more than the retrieve's lookup.
+        let (timestamp, millis) = match command.action {
+            twinwire_protocol::topic::CommandAction::Retrieve => (String::new(), 0),
+            _ => now(),
+        };
         let (response, mut event) = match state::handle(&cached.entity, command, &timestamp) {
             Ok(Outcome::Retrieved(value)) => {
                 let value = enforce::readable(enforcer, auth, &envelope.path, value);
