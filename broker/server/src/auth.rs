@@ -10,13 +10,27 @@
 use crate::config::AuthConfig;
 use base64::Engine as _;
 use lru::LruCache;
+use serde_json::{Map, Value};
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::num::NonZeroUsize;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use twinwire_core::auth::AuthContext;
 use twinwire_protocol::exceptions::gateway;
 use twinwire_protocol::DittoError;
+
+/// Who a request is: its subjects, and the claims of the JWT it authenticated with, if any.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub auth: AuthContext,
+    pub jwt: Option<Arc<Map<String, Value>>>,
+}
+
+impl From<AuthContext> for Caller {
+    fn from(auth: AuthContext) -> Self {
+        Caller { auth, jwt: None }
+    }
+}
 
 /// The header a trusted proxy names the authenticated subjects in.
 pub const PRE_AUTHENTICATED_HEADER: &str = "x-ditto-pre-authenticated";
@@ -109,12 +123,12 @@ impl Authenticator {
         authorization: Option<&str>,
         pre_authenticated: Option<&str>,
         peer: Option<IpAddr>,
-    ) -> Result<AuthContext, DittoError> {
+    ) -> Result<Caller, DittoError> {
         if let (Some(trusted), Some(subjects)) = (&self.pre_authenticated, pre_authenticated) {
             let from_trusted = peer.is_some_and(|p| trusted.iter().any(|t| same_ip(*t, p)));
             if from_trusted {
                 let subjects: Vec<&str> = subjects.split(',').map(str::trim).collect();
-                return AuthContext::new(subjects).map_err(|_| {
+                return AuthContext::new(subjects).map(Caller::from).map_err(|_| {
                     gateway::authentication_failed("The pre-authenticated subjects are invalid.")
                 });
             }
@@ -131,27 +145,30 @@ impl Authenticator {
             });
         };
         if let Some(auth) = self.cached(authorization) {
-            return Ok(auth);
+            return Ok(auth.into());
         }
         let (scheme, credentials) = authorization.split_once(' ').unwrap_or((authorization, ""));
-        let auth = if scheme.eq_ignore_ascii_case("basic") && !self.users.is_empty() {
-            self.basic(credentials.trim())?
-        } else if scheme.eq_ignore_ascii_case("bearer") {
-            match &self.jwt {
-                Some(jwt) => jwt.verify(credentials.trim())?,
-                None => return Err(gateway::authentication_failed("Unauthorized.")),
-            }
-        } else {
-            return Err(gateway::authentication_failed("Unauthorized."));
-        };
-        if scheme.eq_ignore_ascii_case("basic") {
-            // Tokens expire: only basic credentials are remembered.
-            self.verified
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .put(authorization.to_owned(), auth.clone());
+        if scheme.eq_ignore_ascii_case("bearer") {
+            // Tokens expire: they are verified every time, never remembered.
+            let jwt = self
+                .jwt
+                .as_ref()
+                .ok_or_else(|| gateway::authentication_failed("Unauthorized."))?;
+            let (auth, claims) = jwt.verify_claims(credentials.trim())?;
+            return Ok(Caller {
+                auth,
+                jwt: Some(Arc::new(claims)),
+            });
         }
-        Ok(auth)
+        if !scheme.eq_ignore_ascii_case("basic") || self.users.is_empty() {
+            return Err(gateway::authentication_failed("Unauthorized."));
+        }
+        let auth = self.basic(credentials.trim())?;
+        self.verified
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .put(authorization.to_owned(), auth.clone());
+        Ok(auth.into())
     }
 
     fn cached(&self, authorization: &str) -> Option<AuthContext> {
@@ -236,7 +253,7 @@ mod tests {
         let ok = auth
             .authenticate(Some(&basic("alice", "s3cret")), None, None)
             .unwrap();
-        assert_eq!(ok.first(), Some("nginx:alice"));
+        assert_eq!(ok.auth.first(), Some("nginx:alice"));
         // Cached: the same again.
         assert!(auth
             .authenticate(Some(&basic("alice", "s3cret")), None, None)
@@ -284,7 +301,7 @@ mod tests {
         let got = auth
             .authenticate(None, Some("nginx:proxy-user"), local)
             .unwrap();
-        assert_eq!(got.first(), Some("nginx:proxy-user"));
+        assert_eq!(got.auth.first(), Some("nginx:proxy-user"));
         let remote = Some(IpAddr::from([10, 0, 0, 1]));
         assert!(auth
             .authenticate(None, Some("nginx:proxy-user"), remote)

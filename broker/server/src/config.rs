@@ -107,6 +107,14 @@ pub struct JwtConfig {
     /// as Ditto's `subject-issuers` configuration [default: `jwt:{{ jwt:sub }}`].
     #[serde(default = "default_subject_pattern")]
     pub subject: String,
+    /// The subject `activateTokenIntegration` injects (`{{ policy-entry:label }}` and
+    /// `{{ jwt:<claim> }}` placeholders), as Ditto's `token-integration-subject`.
+    #[serde(default = "default_token_integration_subject")]
+    pub token_integration_subject: String,
+}
+
+pub fn default_token_integration_subject() -> String {
+    "integration:{{policy-entry:label}}:{{jwt:aud}}".to_owned()
 }
 
 fn default_subject_pattern() -> String {

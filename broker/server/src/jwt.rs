@@ -53,6 +53,14 @@ impl JwtVerifier {
 
     /// The subjects a valid token authenticates as.
     pub fn verify(&self, token: &str) -> Result<AuthContext, DittoError> {
+        self.verify_claims(token).map(|(auth, _)| auth)
+    }
+
+    /// The subjects a valid token authenticates as, and its claims (for policy actions).
+    pub fn verify_claims(
+        &self,
+        token: &str,
+    ) -> Result<(AuthContext, Map<String, Value>), DittoError> {
         let invalid = |e: &dyn std::fmt::Display| gateway::jwt_invalid(&e.to_string());
         let header = jsonwebtoken::decode_header(token).map_err(|e| invalid(&e))?;
         let (key, algorithm) = match &self.keys {
@@ -88,20 +96,35 @@ impl JwtVerifier {
             .claims;
         let subjects = subjects(&self.subject, &claims)
             .ok_or_else(|| invalid(&"the token lacks a claim the subject pattern names"))?;
-        AuthContext::new(subjects).map_err(|e| invalid(&e))
+        let auth = AuthContext::new(subjects).map_err(|e| invalid(&e))?;
+        Ok((auth, claims))
     }
 }
 
 /// The subjects a pattern gives for the claims: every combination of the values of the claims
 /// it names (an array claim gives one subject per element).
 fn subjects(pattern: &str, claims: &Map<String, Value>) -> Option<Vec<String>> {
+    resolve(pattern, claims, |_| None)
+}
+
+/// A pattern's `{{ jwt:<claim> }}` placeholders resolved from the claims, every combination of
+/// their values; other placeholders from `other` (`policy-entry:label` → its value).
+pub fn resolve(
+    pattern: &str,
+    claims: &Map<String, Value>,
+    other: impl Fn(&str) -> Option<String>,
+) -> Option<Vec<String>> {
     let mut out = vec![String::new()];
     let mut rest = pattern;
     while let Some(start) = rest.find("{{") {
         let end = rest[start..].find("}}")? + start;
-        let name = rest[start + 2..end].trim().strip_prefix("jwt:")?.trim();
-        let values: Vec<String> = match claims.get(name)? {
-            Value::String(s) => vec![s.clone()],
+        let placeholder = rest[start + 2..end].trim();
+        let claim = match placeholder.strip_prefix("jwt:") {
+            Some(name) => claims.get(name.trim())?.clone(),
+            None => Value::from(other(placeholder)?),
+        };
+        let values: Vec<String> = match claim {
+            Value::String(s) => vec![s],
             Value::Array(items) => items
                 .iter()
                 .filter_map(|v| v.as_str().map(str::to_owned))
@@ -135,6 +158,7 @@ mod tests {
             issuer: Some("https://issuer.example".into()),
             audience: None,
             subject: subject.into(),
+            token_integration_subject: crate::config::default_token_integration_subject(),
         })
         .unwrap()
     }

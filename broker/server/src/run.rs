@@ -120,6 +120,14 @@ pub async fn start(mut config: Config, signals: bool) -> Result<Running, RunErro
         limits: config.limits.clone(),
         default_namespace: Arc::from(DEFAULT_NAMESPACE),
         sessions: Arc::default(),
+        token_integration_subject: Arc::from(
+            config
+                .auth
+                .jwt
+                .as_ref()
+                .map(|j| j.token_integration_subject.clone())
+                .unwrap_or_else(crate::config::default_token_integration_subject),
+        ),
     };
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await

@@ -567,6 +567,7 @@ async fn every_authentication_mode_and_its_refusals() {
         issuer: Some("https://issuer.test".into()),
         audience: None,
         subject: "jwt:{{ jwt:sub }}".into(),
+        token_integration_subject: twinwire::config::default_token_integration_subject(),
     });
     let s = server_with(config, &[]).await;
     let whoami = format!("{}/api/2/whoami", s.base);
@@ -826,6 +827,7 @@ async fn jwt_verified_against_a_jwks_document() {
         issuer: Some("https://issuer.test".into()),
         audience: Some("twinwire".into()),
         subject: "jwt:{{ jwt:sub }}".into(),
+        token_integration_subject: twinwire::config::default_token_integration_subject(),
     });
     let s = server_with(config, &[]).await;
     let whoami = format!("{}/api/2/whoami", s.base);
@@ -908,6 +910,110 @@ async fn websocket_sessions_are_bounded() {
     assert!(
         reconnected.is_some(),
         "the slot is freed when a session ends"
+    );
+    s.running.stop().await.expect("stopped");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_integration_policy_actions() {
+    let mut config = Config::default();
+    config.auth.jwt = Some(JwtConfig {
+        jwks_file: None,
+        hs256_secret: Some("actions-secret".into()),
+        issuer: None,
+        audience: None,
+        subject: "jwt:{{ jwt:sub }}".into(),
+        token_integration_subject: twinwire::config::default_token_integration_subject(),
+    });
+    let s = server_with(config, &["alice:wonderland"]).await;
+    let http = client();
+    let policy_url = format!("{}/api/2/policies/{NS}:act", s.base);
+    let execute = json!({"grant": ["EXECUTE"], "revoke": []});
+    let created = http
+        .put(&policy_url)
+        .basic_auth("alice", Some("wonderland"))
+        .json(&json!({"entries": {
+            "admin": {"subjects": {"nginx:alice": {"type": "basic"}},
+                      "resources": {"policy:/": {"grant": ["READ", "WRITE"], "revoke": []}}},
+            "jwt-users": {"subjects": {"jwt:carol": {"type": "jwt"}}, "resources": {
+                "thing:/": {"grant": ["READ"], "revoke": []},
+                "policy:/entries/jwt-users/actions/activateTokenIntegration": execute,
+                "policy:/entries/jwt-users/actions/deactivateTokenIntegration": execute}}
+        }}))
+        .send()
+        .await
+        .expect("put");
+    assert_eq!(created.status(), 201, "{}", body(created).await);
+    let exp = chrono::Utc::now().timestamp() + 600;
+    let token = |sub: &str| {
+        jsonwebtoken::encode(
+            &jsonwebtoken::Header::default(),
+            &json!({"sub": sub, "aud": "my-app", "exp": exp}),
+            &jsonwebtoken::EncodingKey::from_secret(b"actions-secret"),
+        )
+        .expect("token")
+    };
+    let subjects_url = format!("{policy_url}/entries/jwt-users/subjects");
+    let subjects = || async {
+        body(
+            http.get(&subjects_url)
+                .basic_auth("alice", Some("wonderland"))
+                .send()
+                .await
+                .expect("get"),
+        )
+        .await
+    };
+    // Carol injects the integration subject, expiring with her token.
+    let activated = http
+        .post(format!("{policy_url}/actions/activateTokenIntegration"))
+        .bearer_auth(token("carol"))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(activated.status(), 204, "{}", body(activated).await);
+    let injected = subjects().await["integration:jwt-users:my-app"].clone();
+    assert_eq!(injected["type"], json!("jwt"));
+    let expiry = chrono::DateTime::parse_from_rfc3339(injected["expiry"].as_str().expect("expiry"))
+        .expect("instant");
+    assert!(
+        (expiry.timestamp() - exp).abs() <= 3600,
+        "rounded up to the expiry granularity at most"
+    );
+    // ... and removes it again, for the entry alone.
+    let deactivated = http
+        .post(format!(
+            "{policy_url}/entries/jwt-users/actions/deactivateTokenIntegration"
+        ))
+        .bearer_auth(token("carol"))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(deactivated.status(), 204);
+    assert!(subjects()
+        .await
+        .get("integration:jwt-users:my-app")
+        .is_none());
+    // Basic auth cannot run an action: 400.
+    let basic = http
+        .post(format!("{policy_url}/actions/activateTokenIntegration"))
+        .basic_auth("alice", Some("wonderland"))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(basic.status(), 400);
+    assert_eq!(body(basic).await["error"], json!("policies:action.failed"));
+    // A token without EXECUTE: 403.
+    let stranger = http
+        .post(format!("{policy_url}/actions/activateTokenIntegration"))
+        .bearer_auth(token("dave"))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(stranger.status(), 403);
+    assert_eq!(
+        body(stranger).await["message"],
+        json!("Failed to execute action 'activateTokenIntegration'.")
     );
     s.running.stop().await.expect("stopped");
 }

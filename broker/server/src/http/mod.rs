@@ -2,13 +2,14 @@
 //! over the router, behind authentication and a body limit.
 //!
 //! - `things`: `/api/2/things` and every thing sub-resource, live channel, messages.
-//! - `policies`: `/api/2/policies` and every policy sub-resource.
+//! - `policies`: `/api/2/policies` and every policy sub-resource; `actions`: its actions.
 //! - `sse`: server-sent events of changes and messages.
 //! - `ws`: `/ws/2`, the WebSocket binding.
 //! - `caller`: `/api/2/whoami`, `/api/2/checkPermissions`.
 //! - `request`, `reply`: HTTP request → envelope parts; router answer → HTTP response.
 //! - `error`: every failure as Ditto's error JSON.
 
+pub mod actions;
 pub mod caller;
 pub mod error;
 pub mod policies;
@@ -42,6 +43,8 @@ pub struct AppState {
     pub default_namespace: Arc<str>,
     /// WebSocket sessions open now.
     pub sessions: Arc<AtomicUsize>,
+    /// The subject `activateTokenIntegration` injects.
+    pub token_integration_subject: Arc<str>,
 }
 
 /// The whole HTTP API.
@@ -72,8 +75,9 @@ async fn authenticate(State(state): State<AppState>, mut request: Request, next:
         .auth
         .authenticate(authorization.as_deref(), pre_authenticated.as_deref(), peer)
     {
-        Ok(auth) => {
-            request.extensions_mut().insert(auth);
+        Ok(caller) => {
+            request.extensions_mut().insert(caller.auth.clone());
+            request.extensions_mut().insert(caller);
             next.run(request).await
         }
         Err(error) => {

@@ -4,14 +4,14 @@
 use super::error::ApiError;
 use super::reply::respond;
 use super::request::{json_body, pointer, segments, signal_headers};
-use super::AppState;
+use super::{actions, AppState};
+use crate::auth::Caller;
 use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, Method, Uri};
 use axum::response::Response;
 use axum::routing::any;
 use axum::{Extension, Router};
-use twinwire_core::auth::AuthContext;
 use twinwire_core::routing::Requester;
 use twinwire_protocol::exceptions::gateway;
 use twinwire_protocol::topic::{Channel, CommandAction, Criterion, Group};
@@ -25,7 +25,7 @@ pub fn routes() -> Router<AppState> {
 
 async fn resource(
     State(state): State<AppState>,
-    Extension(auth): Extension<AuthContext>,
+    Extension(caller): Extension<Caller>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
@@ -39,6 +39,18 @@ async fn resource(
         .ok_or_else(|| gateway::not_found(path))?;
     let id = PolicyId::parse(policy)
         .ok_or_else(|| ProtocolError::PolicyIdInvalid { id: policy.clone() })?;
+    let rest_str: Vec<&str> = rest.iter().map(String::as_str).collect();
+    let policy_action = match rest_str.as_slice() {
+        ["actions", action] => Some((None, *action)),
+        ["entries", label, "actions", action] => Some((Some(*label), *action)),
+        _ => None,
+    };
+    if let Some((label, action)) = policy_action {
+        if method != Method::POST {
+            return Err(gateway::method_not_allowed(method.as_str(), path).into());
+        }
+        return actions::run(&state, &caller, &id, label, action, &body).await;
+    }
     let action = match method {
         Method::GET => CommandAction::Retrieve,
         Method::PUT => CommandAction::Modify,
@@ -58,6 +70,9 @@ async fn resource(
         envelope.value = Some(json_body(&body)?);
     }
     envelope.fields = parts.fields;
-    let answer = state.router.handle(envelope, &Requester::http(auth)).await;
+    let answer = state
+        .router
+        .handle(envelope, &Requester::http(caller.auth))
+        .await;
     Ok(respond(answer, Some(path)))
 }

@@ -214,7 +214,7 @@ impl Session {
                 // A fresh token must name the same first subject; otherwise the session ends.
                 let bearer = format!("Bearer {token}");
                 match self.state.auth.authenticate(Some(&bearer), None, None) {
-                    Ok(auth) if auth.first() == self.auth.first() => true,
+                    Ok(caller) if caller.auth.first() == self.auth.first() => true,
                     Ok(_) | Err(_) => {
                         let error = gateway::jwt_invalid(
                             "the new token names another subject or does not verify",
