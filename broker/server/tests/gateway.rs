@@ -1017,3 +1017,117 @@ async fn token_integration_policy_actions() {
     );
     s.running.stop().await.expect("stopped");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migrate_definition() {
+    let s = server().await;
+    let http = client();
+    let created = http
+        .put(thing_url(&s, "migrating", ""))
+        .basic_auth("alice", Some("wonderland"))
+        .json(
+            &json!({"definition": "https://models.example/old-1.0.0.tm.jsonld",
+                      "attributes": {"location": "Berlin"},
+                      "features": {"sensor": {"properties": {"t": 20}}}}),
+        )
+        .send()
+        .await
+        .expect("put");
+    assert_eq!(created.status(), 201);
+    let request = json!({
+        "thingDefinitionUrl": "https://models.example/new-2.0.0.tm.jsonld",
+        "migrationPayload": {
+            "attributes": {"site": "{{ thing-json:attributes/location }}"},
+            "features": {"sensor": {"properties": {"unit": "C"}}, "fresh": {"properties": {"on": true}}}
+        },
+        // sensor exists, so its part is left out; fresh does not, so it is applied
+        "patchConditions": {
+            "thing:/features/sensor": "not(exists(/features/sensor))",
+            "thing:/features/fresh": "not(exists(/features/fresh))"
+        }
+    });
+    let url = thing_url(&s, "migrating", "/migrateDefinition");
+    let dry = http
+        .post(format!("{url}?dry-run=true"))
+        .basic_auth("alice", Some("wonderland"))
+        .json(&request)
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(dry.status(), 202);
+    let expected_patch = json!({
+        "definition": "https://models.example/new-2.0.0.tm.jsonld",
+        "attributes": {"site": "Berlin"},
+        "features": {"fresh": {"properties": {"on": true}}}
+    });
+    assert_eq!(
+        body(dry).await,
+        json!({"thingId": format!("{NS}:migrating"), "patch": expected_patch, "mergeStatus": "DRY_RUN"})
+    );
+    let definition = || async {
+        body(
+            http.get(thing_url(&s, "migrating", "/definition"))
+                .basic_auth("alice", Some("wonderland"))
+                .send()
+                .await
+                .expect("get"),
+        )
+        .await
+    };
+    assert_eq!(
+        definition().await,
+        json!("https://models.example/old-1.0.0.tm.jsonld"),
+        "a dry run changes nothing"
+    );
+    let applied = http
+        .post(&url)
+        .basic_auth("alice", Some("wonderland"))
+        .json(&request)
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(applied.status(), 200);
+    assert_eq!(body(applied).await["mergeStatus"], json!("APPLIED"));
+    assert_eq!(
+        definition().await,
+        json!("https://models.example/new-2.0.0.tm.jsonld")
+    );
+    let thing = body(
+        http.get(thing_url(&s, "migrating", ""))
+            .basic_auth("alice", Some("wonderland"))
+            .send()
+            .await
+            .expect("get"),
+    )
+    .await;
+    assert_eq!(
+        thing["attributes"],
+        json!({"location": "Berlin", "site": "Berlin"})
+    );
+    assert_eq!(
+        thing["features"]["sensor"],
+        json!({"properties": {"t": 20}})
+    );
+    assert_eq!(
+        thing["features"]["fresh"],
+        json!({"properties": {"on": true}})
+    );
+    // The model-based initialisation is refused, not ignored; a stranger sees no thing.
+    let refused = http
+        .post(&url)
+        .basic_auth("alice", Some("wonderland"))
+        .json(&json!({"thingDefinitionUrl": "https://x.example/m.tm.jsonld", "initializeMissingPropertiesFromDefaults": true}))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(refused.status(), 400);
+    let stranger = http
+        .post(&url)
+        .basic_auth("bob", Some("builder"))
+        .json(&request)
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(stranger.status(), 404);
+    s.running.stop().await.expect("stopped");
+}

@@ -1,7 +1,8 @@
 //! The HTTP gateway: Ditto's HTTP API v2 (../shared/ditto-reference/openapi/ditto-api-2.yml)
 //! over the router, behind authentication and a body limit.
 //!
-//! - `things`: `/api/2/things` and every thing sub-resource, live channel, messages.
+//! - `things`: `/api/2/things` and every thing sub-resource, live channel, messages;
+//!   `migrate`: `migrateDefinition`.
 //! - `policies`: `/api/2/policies` and every policy sub-resource; `actions`: its actions.
 //! - `sse`: server-sent events of changes and messages.
 //! - `ws`: `/ws/2`, the WebSocket binding.
@@ -12,6 +13,7 @@
 pub mod actions;
 pub mod caller;
 pub mod error;
+pub mod migrate;
 pub mod policies;
 pub mod reply;
 pub mod request;

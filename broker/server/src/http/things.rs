@@ -6,7 +6,7 @@
 use super::error::ApiError;
 use super::reply::{is_json, respond};
 use super::request::{json_body, pointer, segments, signal_headers};
-use super::{sse, AppState};
+use super::{migrate, sse, AppState};
 use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, Method, Uri};
@@ -143,6 +143,16 @@ async fn resource(
             messages: is_mailbox.then(|| pointer(rest)),
         };
         return Ok(sse::stream(&state, auth, parts, watch)?);
+    }
+    if rest.len() == 1 && rest[0] == "migrateDefinition" {
+        if method != Method::POST {
+            return Err(gateway::method_not_allowed(method.as_str(), path).into());
+        }
+        let dry_run = query.iter().any(|(n, v)| n == "dry-run" && v == "true")
+            || signal_headers
+                .get_str("dry-run")
+                .is_some_and(|v| v == "true");
+        return migrate::run(&state, auth, &id, signal_headers, dry_run, &body).await;
     }
     let envelope = match message_subject(rest) {
         Some(subject) => {
