@@ -1169,3 +1169,76 @@ async fn an_announcement_requesting_acks_is_published_again_until_acknowledged()
     nothing(&mut rx).await;
     assert!(router.acks().is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_subscriber_loses_unacknowledged_events_but_keeps_those_it_acknowledges() {
+    let b = broker();
+    let router = &b.router;
+    create(router, "slow-reader", json!({})).await;
+    router
+        .acks()
+        .declared()
+        .declare_connection("c1", &["c1:custom"])
+        .expect("declared");
+    // A queue of one, not read for now.
+    let (sender, mut queue) = mpsc::channel(1);
+    let sub = twin_events("c1", "target", "user:owner");
+    router
+        .subscribe(sub, Some(AckIssuer::Connection("c1".into())), sender)
+        .expect("subscribed");
+    // QoS 0: the first fits, the next two are dropped and counted.
+    for n in 1..=3 {
+        let command = twin(
+            "slow-reader",
+            "modify",
+            "/attributes/n",
+            json!(n),
+            json!({"requested-acks": []}),
+        );
+        as_owner(router, command).await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(router.publisher().stats().dropped, 2);
+    assert_eq!(next(&mut queue).await.value, Some(json!(1)));
+    // Events the subscriber is to acknowledge wait for room, in order, and none is lost.
+    let mut requests = Vec::new();
+    for n in 10..15 {
+        let router = router.clone();
+        let command = twin(
+            "slow-reader",
+            "modify",
+            "/attributes/n",
+            json!(n),
+            json!({"requested-acks": ["c1:custom"], "timeout": "10s"}),
+        );
+        requests.push(tokio::spawn(async move {
+            router
+                .handle(
+                    command,
+                    &Requester::connection("source", auth("user:owner")),
+                )
+                .await
+        }));
+        // In order: each is submitted before the next.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut seen = Vec::new();
+    for _ in 10..15 {
+        let event = next(&mut queue).await;
+        seen.push(event.value.clone().expect("value"));
+        let ack = ack_for(&event, "c1:custom", 200);
+        router
+            .handle(ack, &Requester::connection("c1", auth("user:owner")))
+            .await;
+    }
+    assert_eq!(
+        seen,
+        [json!(10), json!(11), json!(12), json!(13), json!(14)]
+    );
+    for request in requests {
+        let answer = request.await.expect("task");
+        assert_eq!(answer.reply.expect("reply").status, Some(200));
+    }
+    assert_eq!(router.publisher().stats().dropped, 2);
+}

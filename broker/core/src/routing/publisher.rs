@@ -2,20 +2,22 @@
 //! acknowledgements a fan-out calls for. It is the engine's [`EventSink`]: thing shards hand it
 //! their durable changes in order, policy shards their announcements.
 //!
-//! Delivery never waits: each subscriber has a bounded queue, and a full queue loses that
-//! delivery (counted and logged) rather than stalling every other subscriber and the shards
-//! behind them. A delivery that requested an acknowledgement is not weakly acknowledged when
-//! dropped, so its request times out and a source redelivers it: nothing consumed is lost.
+//! Fan-out never waits: each subscriber has a bounded queue. When it is full, a signal the
+//! subscriber is to acknowledge (a requested label it declared, or `live-response` for a live
+//! command or message) waits for room in a task of its own, at most the signal's timeout: that
+//! subscriber's backlog pushes back on its own acknowledgements only, never on the other
+//! subscribers or the shards. Any other signal (QoS 0) is dropped and counted.
 
 use super::acks::{
     AckIssuer, AckRequest, Outcome as AckOutcome, PendingAcks, RequestKind, MAX_TIMEOUT,
 };
 use super::pubsub::{Hub, Kind, PublishContext, Skipped, SubscriberId, Subscription};
 use crate::things::{EventSink, ThingChange};
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::TrySendError;
 use twinwire_protocol::headers::names;
@@ -27,6 +29,74 @@ pub struct Outlet {
     pub sender: mpsc::Sender<Envelope>,
     /// The subscriber as an issuer of acknowledgements (its weak acks, its own signals).
     pub issuer: Option<AckIssuer>,
+    /// Signals it is to acknowledge that found its queue full, in order.
+    overflow: Arc<Overflow>,
+}
+
+impl Outlet {
+    pub fn new(sender: mpsc::Sender<Envelope>, issuer: Option<AckIssuer>) -> Self {
+        Outlet {
+            sender,
+            issuer,
+            overflow: Arc::default(),
+        }
+    }
+}
+
+/// Deliveries waiting for room in a subscriber's queue, each until its signal's deadline; one
+/// task at a time moves them into the queue, in order.
+#[derive(Debug, Default)]
+struct Overflow {
+    waiting: Mutex<VecDeque<(Envelope, tokio::time::Instant)>>,
+    draining: AtomicBool,
+}
+
+impl Overflow {
+    fn queue(&self) -> MutexGuard<'_, VecDeque<(Envelope, tokio::time::Instant)>> {
+        self.waiting.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn is_empty(&self) -> bool {
+        self.queue().is_empty()
+    }
+
+    /// Queues a delivery and makes sure a task drains the overflow; `false` without a runtime.
+    fn push(
+        self: &Arc<Self>,
+        sender: &mpsc::Sender<Envelope>,
+        envelope: Envelope,
+        timeout: Duration,
+    ) -> bool {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return false;
+        };
+        self.queue()
+            .push_back((envelope, tokio::time::Instant::now() + timeout));
+        if !self.draining.swap(true, Ordering::AcqRel) {
+            let overflow = Arc::clone(self);
+            let sender = sender.clone();
+            runtime.spawn(async move { overflow.drain(sender).await });
+        }
+        true
+    }
+
+    async fn drain(&self, sender: mpsc::Sender<Envelope>) {
+        loop {
+            let next = self.queue().pop_front();
+            let Some((envelope, deadline)) = next else {
+                self.draining.store(false, Ordering::Release);
+                // A push between the pop and the store found `draining` still set.
+                if self.is_empty() || self.draining.swap(true, Ordering::AcqRel) {
+                    return;
+                }
+                continue;
+            };
+            // Past its deadline the request timed out already: nobody waits for it.
+            if tokio::time::timeout_at(deadline, sender.send(envelope)).await != Ok(Ok(())) {
+                tracing::debug!("a signal waiting for a slow subscriber timed out");
+            }
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -144,8 +214,24 @@ impl Publisher {
             match outcome {
                 Ok(mut envelope) => {
                     envelope.headers.strip_internal_for_delivery();
-                    match outlet.sender.try_send(envelope) {
+                    let awaited = awaited_from(signal, outlet, &self.acks);
+                    // Behind a backlog, a signal to acknowledge queues up behind it (order kept)
+                    // and any other is dropped (a later one must not overtake it).
+                    let sent = if outlet.overflow.is_empty() {
+                        outlet.sender.try_send(envelope)
+                    } else {
+                        Err(TrySendError::Full(envelope))
+                    };
+                    match sent {
                         Ok(()) => delivered += 1,
+                        Err(TrySendError::Full(envelope)) if awaited => {
+                            let timeout = signal.headers.timeout().unwrap_or(MAX_TIMEOUT).min(MAX_TIMEOUT);
+                            if outlet.overflow.push(&outlet.sender, envelope, timeout) {
+                                delivered += 1;
+                            } else {
+                                dropped += 1;
+                            }
+                        }
                         Err(TrySendError::Full(_)) => {
                             dropped += 1;
                             tracing::warn!(subscriber = %id, topic = %signal.topic, "delivery queue full, signal dropped");
@@ -176,6 +262,21 @@ impl Publisher {
             self.acks.issue_weak_acks(signal, &reached);
         }
     }
+}
+
+/// Whether the subscriber is to acknowledge the signal: it requests a label the subscriber
+/// declared, or `live-response` (a live command or message, answered by its receiver).
+fn awaited_from(signal: &Envelope, outlet: &Outlet, acks: &PendingAcks) -> bool {
+    let Ok(Some(labels)) = signal.headers.requested_acks() else {
+        return false;
+    };
+    labels.iter().any(|label| {
+        label.as_str() == twinwire_protocol::acks::LIVE_RESPONSE
+            || outlet
+                .issuer
+                .as_ref()
+                .is_some_and(|issuer| acks.declared().declarer(label).as_ref() == Some(issuer))
+    })
 }
 
 impl Publisher {

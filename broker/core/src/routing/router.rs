@@ -164,7 +164,7 @@ impl Router {
         issuer: Option<AckIssuer>,
         sender: mpsc::Sender<Envelope>,
     ) -> Result<(), DittoError> {
-        let enriching = self.publisher.subscribe(sub, Outlet { sender, issuer })?;
+        let enriching = self.publisher.subscribe(sub, Outlet::new(sender, issuer))?;
         self.engine.set_thing_after_events(enriching);
         Ok(())
     }

@@ -6,8 +6,8 @@
 //! outbox paths stream a thing's or feature's messages, optionally of one subject.
 //!
 //! The stream holds a subscription; it ends when the client goes, and the subscription with it.
-//! Like a WebSocket session, a client that does not keep up loses events (counted), never the
-//! broker's memory.
+//! A client that does not keep up loses events (counted), never the broker's memory: an SSE
+//! stream acknowledges nothing, so nothing it receives is waited for.
 
 use super::request::QueryParts;
 use super::AppState;

@@ -7,9 +7,10 @@
 //! A session is two tasks: the reader handles what the client sends (twin and policy commands
 //! one after the other, so that they apply in the order sent; live commands and messages each
 //! in a task of their own, since they wait for a device); the writer sends the replies and the
-//! subscribed signals. Replies wait for room in the writer's queue; subscribed signals are
-//! dropped (and counted) when the client does not keep up, and a signal that requested an
-//! acknowledgement then times out, so a source redelivers it.
+//! subscribed signals. Replies wait for room in the writer's queue. When the client does not
+//! keep up, subscribed signals it is to acknowledge (a label it declared, a live command's or
+//! message's response) wait for room, in order, at most their timeout; other events are dropped
+//! and counted (`Publisher::stats`).
 
 use super::error::ApiError;
 use super::AppState;
