@@ -121,6 +121,24 @@ async fn things_over_http() {
         .await
         .expect("get");
     assert_eq!(body(attributes).await, json!({"on": true, "floor": 2}));
+    // If-None-Match on a retrieve that matches: 304 without a body.
+    let etag = http
+        .get(&url)
+        .basic_auth("alice", Some("wonderland"))
+        .send()
+        .await
+        .expect("get")
+        .headers()["etag"]
+        .clone();
+    let not_modified = http
+        .get(&url)
+        .basic_auth("alice", Some("wonderland"))
+        .header("if-none-match", etag)
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(not_modified.status(), 304);
+    assert_eq!(body(not_modified).await, Value::Null);
     // A failed precondition: 412 with Ditto's body.
     let refused = http
         .put(thing_url(&s, "lamp", "/attributes/on"))

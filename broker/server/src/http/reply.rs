@@ -34,7 +34,8 @@ pub fn envelope_response(reply: Envelope, location: Option<&str>) -> Response {
     let status = reply.status.unwrap_or(200);
     let content_type = reply.headers.content_type().map(str::to_owned);
     let mut response = match (&reply.value, status) {
-        (_, 204) | (None, _) => status_only(status),
+        // 204 and 304 carry no body (RFC 9110).
+        (_, 204 | 304) | (None, _) => status_only(status),
         (Some(Value::String(text)), _) if content_type.as_deref().is_some_and(|c| !is_json(c)) => {
             let mut response = (to_status(status), text.clone()).into_response();
             if let Some(c) = content_type
