@@ -16,6 +16,7 @@ pub mod auth;
 pub(crate) mod conditional;
 pub mod event;
 pub mod journal;
+pub mod placeholders;
 pub mod policies;
 pub mod routing;
 pub mod things;
