@@ -14,6 +14,7 @@ pub use twinwire_protocol as protocol;
 
 pub mod auth;
 pub(crate) mod conditional;
+pub mod connections;
 pub mod event;
 pub mod journal;
 pub mod placeholders;

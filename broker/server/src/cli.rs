@@ -41,6 +41,13 @@ pub enum Command {
         #[arg(long = "user")]
         users: Vec<String>,
     },
+    /// Check a directory of connection YAML files (or one file): every problem with its file,
+    /// line and field, and what to do; warnings where a route cannot be acknowledged end to
+    /// end. Exits 0 when every connection is usable, 1 otherwise, 2 when nothing can be read.
+    Check {
+        /// The connection directory or file.
+        path: PathBuf,
+    },
     /// Work with Ditto Protocol messages.
     Protocol {
         #[command(subcommand)]
@@ -87,6 +94,7 @@ pub enum ProtocolCommand {
 /// Runs a parsed command line, returning the process exit code.
 pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
+        Command::Check { path } => check_connections(&path),
         Command::Run {
             config,
             listen,
@@ -113,6 +121,58 @@ pub fn run(cli: Cli) -> ExitCode {
             unrestricted,
             policy_lockout_prevention,
         } => pipe(data_dir, subjects, unrestricted, policy_lockout_prevention),
+    }
+}
+
+fn check_connections(path: &Path) -> ExitCode {
+    use twinwire_core::connections::{load_dir, load_file, Severity};
+    let env = |name: &str| std::env::var(name).ok();
+    let loaded = if path.is_dir() {
+        match load_dir(path, &env) {
+            Ok(loaded) => loaded,
+            Err(e) => {
+                eprintln!("twinwire: {e}");
+                return ExitCode::from(EXIT_IO_ERROR);
+            }
+        }
+    } else {
+        match std::fs::read_to_string(path) {
+            Ok(text) => vec![load_file(path, &text, &env)],
+            Err(e) => {
+                eprintln!("twinwire: cannot read {}: {e}", path.display());
+                return ExitCode::from(EXIT_IO_ERROR);
+            }
+        }
+    };
+    let (mut errors, mut warnings) = (0, 0);
+    for file in &loaded {
+        for problem in &file.problems {
+            match problem.severity {
+                Severity::Error => errors += 1,
+                Severity::Warning => warnings += 1,
+            }
+            let line = problem.line.map(|l| format!(":{l}")).unwrap_or_default();
+            println!("{}{line}: {problem}", file.path.display());
+        }
+        if let Some(connection) = &file.connection {
+            if file.is_usable() {
+                println!(
+                    "{}: ok: connection {} ({})",
+                    file.path.display(),
+                    connection.id,
+                    connection.connection_type
+                );
+            }
+        }
+    }
+    println!(
+        "{} files, {errors} errors, {warnings} warnings",
+        loaded.len()
+    );
+    if errors == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     }
 }
 

@@ -1,0 +1,14 @@
+//! Connections (docs/basic-connections.md): the model of a connection file, loading a directory
+//! of them, and their validation.
+//!
+//! - [`model`]: the connection, its sources, targets and mapping definitions, in Ditto's names.
+//! - [`load`]: YAML files with `${VAR}` interpolation, and the line of a field for messages.
+//! - [`validate`]: every rule Ditto checks when a connection is created, with what to do.
+
+pub mod load;
+pub mod model;
+pub mod validate;
+
+pub use load::{load_dir, load_file, LoadError, Loaded};
+pub use model::Connection;
+pub use validate::{validate, Problem, Severity};
