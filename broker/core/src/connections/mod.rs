@@ -3,12 +3,17 @@
 //!
 //! - [`model`]: the connection, its sources, targets and mapping definitions, in Ditto's names.
 //! - [`load`]: YAML files with `${VAR}` interpolation, and the line of a field for messages.
+//! - [`message`]: a transport message (address, headers, payload bytes).
+//! - [`mapping`]: payload mappers between transport messages and signals.
 //! - [`validate`]: every rule Ditto checks when a connection is created, with what to do.
 
 pub mod load;
+pub mod mapping;
+pub mod message;
 pub mod model;
 pub mod validate;
 
 pub use load::{load_dir, load_file, LoadError, Loaded};
+pub use message::ExternalMessage;
 pub use model::Connection;
 pub use validate::{validate, Problem, Severity};

@@ -3,6 +3,7 @@
 
 use crate::error::DittoError;
 
+pub mod connectivity;
 pub mod gateway;
 pub mod policies;
 pub mod search;
