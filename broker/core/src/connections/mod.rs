@@ -5,12 +5,14 @@
 //! - [`load`]: YAML files with `${VAR}` interpolation, and the line of a field for messages.
 //! - [`message`]: a transport message (address, headers, payload bytes).
 //! - [`mapping`]: payload mappers between transport messages and signals.
+//! - [`subscriptions`]: a connection's targets as pub/sub subscriptions.
 //! - [`validate`]: every rule Ditto checks when a connection is created, with what to do.
 
 pub mod load;
 pub mod mapping;
 pub mod message;
 pub mod model;
+pub mod subscriptions;
 pub mod validate;
 
 pub use load::{load_dir, load_file, LoadError, Loaded};
