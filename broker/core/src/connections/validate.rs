@@ -109,6 +109,7 @@ pub const BUILT_IN_MAPPERS: [&str; 6] = [
 pub fn validate(c: &Connection) -> Vec<Problem> {
     let mut out = Vec::new();
     top_level(c, &mut out);
+    placeholders(c, &mut out);
     for (i, source) in c.sources.iter().enumerate() {
         validate_source(c, i, source, &mut out);
     }
@@ -134,6 +135,167 @@ pub fn validate(c: &Connection) -> Vec<Problem> {
         }
     }
     out
+}
+
+/// Every template of the connection compiles with the placeholders its location allows
+/// (checklist §3.5), so a mistake shows when the file loads, not on the first message.
+fn placeholders(c: &Connection, out: &mut Vec<Problem>) {
+    use crate::placeholders::{Allowed, Pipeline};
+    let mqtt3 = c.connection_type == ConnectionType::Mqtt;
+    for (i, s) in c.sources.iter().enumerate() {
+        if !mqtt3 {
+            for (j, subject) in s.authorization_context.iter().enumerate() {
+                if subject.contains("{{") {
+                    template(
+                        out,
+                        format!("sources[{i}].authorizationContext[{j}]"),
+                        subject,
+                        &Allowed::source_authorization_context(),
+                    );
+                }
+            }
+        }
+        if let Some(e) = &s.enforcement {
+            let input = match c.connection_type {
+                ConnectionType::Mqtt => Allowed::enforcement_input_mqtt3(),
+                ConnectionType::Mqtt5 => Allowed::enforcement_input_mqtt5(),
+                _ => Allowed::enforcement_input(),
+            };
+            template(
+                out,
+                format!("sources[{i}].enforcement.input"),
+                &e.input,
+                &input,
+            );
+            let filters = match c.connection_type {
+                ConnectionType::Amqp091 | ConnectionType::Kafka => {
+                    Allowed::enforcement_filters_with_feature()
+                }
+                _ => Allowed::enforcement_filters(),
+            };
+            for (j, f) in e.filters.iter().enumerate() {
+                template(
+                    out,
+                    format!("sources[{i}].enforcement.filters[{j}]"),
+                    f,
+                    &filters,
+                );
+            }
+        }
+        let mapping = if mqtt3 {
+            Allowed::source_header_mapping_mqtt3()
+        } else {
+            Allowed::source_header_mapping()
+        };
+        for (name, value) in &s.header_mapping {
+            template(
+                out,
+                format!("sources[{i}].headerMapping.{name}"),
+                value,
+                &mapping,
+            );
+        }
+        if let Some(reply) = &s.reply_target {
+            if let Some(address) = &reply.address {
+                template(
+                    out,
+                    format!("sources[{i}].replyTarget.address"),
+                    address,
+                    &Allowed::reply_target(),
+                );
+            }
+            for (name, value) in &reply.header_mapping {
+                template(
+                    out,
+                    format!("sources[{i}].replyTarget.headerMapping.{name}"),
+                    value,
+                    &Allowed::reply_target(),
+                );
+            }
+        }
+        if let Some(filter) = s
+            .acknowledgement_requests
+            .as_ref()
+            .and_then(|r| r.filter.as_deref())
+        {
+            if let Err(e) =
+                Pipeline::compile_functions(filter, &Allowed::acknowledgement_request_filter())
+            {
+                out.push(placeholder_problem(
+                    format!("sources[{i}].acknowledgementRequests.filter"),
+                    &e,
+                ));
+            }
+        }
+    }
+    for (i, t) in c.targets.iter().enumerate() {
+        template(
+            out,
+            format!("targets[{i}].address"),
+            &t.address,
+            &Allowed::target_address(),
+        );
+        for (name, value) in &t.header_mapping {
+            template(
+                out,
+                format!("targets[{i}].headerMapping.{name}"),
+                value,
+                &Allowed::target_header_mapping(),
+            );
+        }
+    }
+    for (id, definition) in &c.mapping_definitions {
+        for (conditions, allowed, name) in [
+            (
+                &definition.incoming_conditions,
+                Allowed::conditions_inbound(),
+                "incomingConditions",
+            ),
+            (
+                &definition.outgoing_conditions,
+                Allowed::conditions_outbound(),
+                "outgoingConditions",
+            ),
+        ] {
+            for (key, condition) in conditions {
+                if let Err(e) = Pipeline::compile_functions(condition, &allowed) {
+                    out.push(placeholder_problem(
+                        format!("mappingDefinitions.{id}.{name}.{key}"),
+                        &e,
+                    ));
+                }
+            }
+        }
+    }
+}
+
+/// A template must compile with what its location allows.
+fn template(
+    out: &mut Vec<Problem>,
+    field: String,
+    text: &str,
+    allowed: &crate::placeholders::Allowed,
+) {
+    if let Err(e) = crate::placeholders::Template::compile(text, allowed) {
+        out.push(placeholder_problem(field, &e));
+    }
+}
+
+fn placeholder_problem(field: String, error: &twinwire_protocol::DittoError) -> Problem {
+    let message = error.message.clone().unwrap_or_default();
+    let hint = error
+        .description
+        .clone()
+        .unwrap_or_else(|| "See docs/basic-placeholders.md for what each location allows.".into());
+    let mut problem = Problem::error(field, message, hint);
+    problem.code = match error.code() {
+        "placeholder:unresolved" => "placeholder:unresolved",
+        "placeholder:function.unknown" => "placeholder:function.unknown",
+        "placeholder:function.signature.invalid" => "placeholder:function.signature.invalid",
+        "placeholder:function.too.complex" => "placeholder:function.too.complex",
+        _ => "placeholder:placeholder.notresolvable",
+    };
+    problem
 }
 
 fn top_level(c: &Connection, out: &mut Vec<Problem>) {
@@ -785,6 +947,27 @@ mod tests {
                 "{expected} in {got:?}"
             );
         }
+    }
+
+    #[test]
+    fn placeholders_are_checked_where_they_are_written() {
+        let mut v = base();
+        v["targets"][0]["address"] = json!("out/{{ thing:nmae }}");
+        v["targets"][0]["headerMapping"] = json!({"x": "{{ header:a | fn:nope() }}"});
+        v["sources"][0]["enforcement"] =
+            json!({"input": "{{ header:device }}", "filters": ["{{ thing:id }}"]});
+        v["sources"][0]["headerMapping"] = json!({"mqtt.topic": "{{ thing:id }}"});
+        let problems = validate(&connection(v));
+        let find = |field: &str| problems.iter().find(|p| p.field == field).map(|p| p.code);
+        assert_eq!(find("targets[0].address"), Some("placeholder:unresolved"));
+        assert_eq!(
+            find("targets[0].headerMapping.x"),
+            Some("placeholder:function.unknown")
+        );
+        // MQTT 3.1.1: the enforcement input is source:address only; header mapping values only
+        // constants and the mqtt.* headers.
+        assert!(find("sources[0].enforcement.input").is_some());
+        assert!(find("sources[0].headerMapping.mqtt.topic").is_some());
     }
 
     #[test]
