@@ -48,6 +48,7 @@ fn every_kind_of_mistake_is_reported_with_file_line_and_field() {
             .replace("amqp-091", "mqtt")
             .replace("addresses: [commands]", "addresses: [commands]\n    qos: 5")
             .replace("[_/_/things/twin/events]", "[_/_/things/twin/nothing]")
+        .replace("events/{{ thing:id }}", "events/{{ thing:nmae }}")
             .replace(
                 "authorizationContext: [integration:good]\ntargets",
                 "authorizationContext: [no-subject]\ntargets",
@@ -70,6 +71,8 @@ fn every_kind_of_mistake_is_reported_with_file_line_and_field() {
         "bad-values.yaml:11: error: targets[0].topics[0]: unknown topic '_/_/things/twin/nothing'",
     );
     expect("bad-values.yaml:10: error: targets[0].qos: MQTT targets need a qos");
+    expect("bad-values.yaml:10: error: targets[0].address:");
+    expect("thing:nmae");
     expect("5 files, ");
     assert!(!out.contains("ignored.txt"));
     assert!(
