@@ -2,12 +2,14 @@
 //! of them, and their validation.
 //!
 //! - [`model`]: the connection, its sources, targets and mapping definitions, in Ditto's names.
+//! - [`inbound`]: a source's pipeline from a transport message to signals, and its replies.
 //! - [`load`]: YAML files with `${VAR}` interpolation, and the line of a field for messages.
 //! - [`message`]: a transport message (address, headers, payload bytes).
 //! - [`mapping`]: payload mappers between transport messages and signals.
 //! - [`subscriptions`]: a connection's targets as pub/sub subscriptions.
 //! - [`validate`]: every rule Ditto checks when a connection is created, with what to do.
 
+pub mod inbound;
 pub mod load;
 pub mod mapping;
 pub mod message;
