@@ -6,6 +6,7 @@
 //! - [`load`]: YAML files with `${VAR}` interpolation, and the line of a field for messages.
 //! - [`message`]: a transport message (address, headers, payload bytes).
 //! - [`mapping`]: payload mappers between transport messages and signals.
+//! - [`outbound`]: a target's pipeline from a signal to transport messages.
 //! - [`subscriptions`]: a connection's targets as pub/sub subscriptions.
 //! - [`validate`]: every rule Ditto checks when a connection is created, with what to do.
 
@@ -14,6 +15,7 @@ pub mod load;
 pub mod mapping;
 pub mod message;
 pub mod model;
+pub mod outbound;
 pub mod subscriptions;
 pub mod validate;
 
