@@ -26,7 +26,7 @@ use crate::auth::AuthContext;
 use crate::journal::Journal;
 use crate::policies::enforcers::Compiled;
 use crate::things::enforce;
-use crate::things::{Command, EngineConfig, EventSink, ThingEngine};
+use crate::things::{Command, EngineConfig, EventSink, Submitted, ThingEngine};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::{mpsc, oneshot};
@@ -102,6 +102,9 @@ impl Answer {
         }
     }
 }
+
+/// The answer to a submitted signal (see [`Router::submit`]).
+pub type Pending = std::pin::Pin<Box<dyn std::future::Future<Output = Answer> + Send>>;
 
 /// What a live request waits for when no acknowledgement carries its response.
 #[derive(Debug)]
@@ -200,17 +203,48 @@ impl Router {
     }
 
     /// Handles one signal from a requester and answers it.
-    pub async fn handle(&self, mut signal: Envelope, from: &Requester) -> Answer {
+    pub async fn handle(&self, signal: Envelope, from: &Requester) -> Answer {
+        self.submit(signal, from).await.await
+    }
+
+    /// Hands a signal over and returns what will answer it. A twin command is handed to its
+    /// thing's shard before this returns, so a requester that submits one signal after the
+    /// other (a session, a source) has its commands applied in that order, however it awaits
+    /// the answers: it can pipeline.
+    pub async fn submit(&self, mut signal: Envelope, from: &Requester) -> Pending {
         signal.headers.strip_internal_from_client();
         if let Some(origin) = from.origin_id() {
             signal.headers.insert(names::DITTO_ORIGIN, origin);
         }
+        let is_twin_command = signal.topic.group == Group::Things
+            && signal.topic.channel == Channel::Twin
+            && matches!(signal.topic.criterion, Criterion::Commands(_));
+        let router = self.clone();
+        let from = from.clone();
+        if !is_twin_command {
+            return Box::pin(async move { router.dispatch(signal, &from).await });
+        }
+        let mut command = signal;
+        let (request, waiter) = match self.register(&mut command, &from) {
+            Ok(registered) => registered,
+            Err(error) => {
+                let answer = Answer::refused(&command, &error.to_ditto_error());
+                return Box::pin(async move { answer });
+            }
+        };
+        let live_copy = (request.kind == RequestKind::Live).then(|| command.clone());
+        let submitted = self.engine.submit(command, &from.auth).await;
+        Box::pin(async move {
+            router
+                .twin_command(submitted, request, waiter, live_copy, &from)
+                .await
+        })
+    }
+
+    async fn dispatch(&self, signal: Envelope, from: &Requester) -> Answer {
         let topic = &signal.topic;
         match (topic.group, topic.channel, &topic.criterion) {
             (_, _, Criterion::Acks(_)) => self.acknowledge(&signal, from),
-            (Group::Things, Channel::Twin, Criterion::Commands(_)) => {
-                self.twin_command(signal, from).await
-            }
             (Group::Policies, _, Criterion::Commands(_)) => self.policy_command(signal, from).await,
             (Group::Things, Channel::Live, Criterion::Commands(_) | Criterion::Messages(_))
                 if signal.status.is_some() =>
@@ -294,14 +328,15 @@ impl Router {
         Ok((request, waiter))
     }
 
-    async fn twin_command(&self, mut command: Envelope, from: &Requester) -> Answer {
-        let (request, waiter) = match self.register(&mut command, from) {
-            Ok(registered) => registered,
-            Err(error) => return Answer::refused(&command, &error.to_ditto_error()),
-        };
-        let smart = request.kind == RequestKind::Live;
-        let live_copy = smart.then(|| command.clone());
-        let executed = self.engine.execute(command, &from.auth).await;
+    async fn twin_command(
+        &self,
+        submitted: Submitted,
+        request: AckRequest,
+        waiter: Option<AckWaiter>,
+        live_copy: Option<Envelope>,
+        from: &Requester,
+    ) -> Answer {
+        let executed = submitted.await;
         let mut response = executed.response;
         if executed.durable.await.is_err() {
             response =

@@ -4,10 +4,10 @@
 //! token, `declared-acks` on the connect URL, acknowledgements and live responses sent by the
 //! client.
 //!
-//! A session is two tasks: the reader handles what the client sends (twin and policy commands
-//! one after the other, so that they apply in the order sent; live commands and messages each
-//! in a task of their own, since they wait for a device); the writer sends the replies and the
-//! subscribed signals. Replies wait for room in the writer's queue. When the client does not
+//! A session is two tasks: the reader hands what the client sends to the router in order (a twin
+//! command reaches its shard before the next message is read, so commands apply in the order
+//! sent while their answers come as they are done; policy commands and acks complete before the
+//! next message); the writer sends the replies and the subscribed signals. Replies wait for room in the writer's queue. When the client does not
 //! keep up, subscribed signals it is to acknowledge (a label it declared, a live command's or
 //! message's response) wait for room, in order, at most their timeout; other events are dropped
 //! and counted (`Publisher::stats`).
@@ -161,30 +161,24 @@ impl Session {
             Ok(envelope) => envelope,
             Err(error) => return self.error(&error.into(), None).await,
         };
-        let waits_for_a_device = envelope.topic.channel == Channel::Live
-            && envelope.status.is_none()
-            && matches!(
-                envelope.topic.criterion,
-                Criterion::Commands(_) | Criterion::Messages(_)
-            );
-        let router = self.state.router.clone();
-        let requester = self.requester.clone();
+        // Twin commands are handed to their shard here, in the order the client sent them, and
+        // answered whenever they are done: the client may pipeline. Policy commands and acks
+        // complete in order before the next message is read.
+        let in_order = matches!(envelope.topic.group, Group::Policies)
+            || matches!(envelope.topic.criterion, Criterion::Acks(_));
+        let pending = self.state.router.submit(envelope, &self.requester).await;
         let replies = self.replies.clone();
         let answer = async move {
-            let answer = router.handle(envelope, &requester).await;
-            match answer.reply {
-                Some(reply) => replies
-                    .send(Outgoing::Signal(Box::new(reply)))
-                    .await
-                    .is_ok(),
+            match pending.await.reply {
+                Some(reply) => replies.send(Outgoing::Signal(Box::new(reply))).await.is_ok(),
                 None => true,
             }
         };
-        if waits_for_a_device {
+        if in_order {
+            answer.await
+        } else {
             tokio::spawn(answer);
             true
-        } else {
-            answer.await
         }
     }
 
