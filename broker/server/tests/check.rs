@@ -48,7 +48,7 @@ fn every_kind_of_mistake_is_reported_with_file_line_and_field() {
             .replace("amqp-091", "mqtt")
             .replace("addresses: [commands]", "addresses: [commands]\n    qos: 5")
             .replace("[_/_/things/twin/events]", "[_/_/things/twin/nothing]")
-        .replace("events/{{ thing:id }}", "events/{{ thing:nmae }}")
+            .replace("events/{{ thing:id }}", "events/{{ thing:nmae }}")
             .replace(
                 "authorizationContext: [integration:good]\ntargets",
                 "authorizationContext: [no-subject]\ntargets",

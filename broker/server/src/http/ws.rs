@@ -170,7 +170,10 @@ impl Session {
         let replies = self.replies.clone();
         let answer = async move {
             match pending.await.reply {
-                Some(reply) => replies.send(Outgoing::Signal(Box::new(reply))).await.is_ok(),
+                Some(reply) => replies
+                    .send(Outgoing::Signal(Box::new(reply)))
+                    .await
+                    .is_ok(),
                 None => true,
             }
         };
