@@ -118,8 +118,18 @@ impl InboundSource {
         } else {
             Allowed::source_header_mapping()
         };
-        let header_mapping = source
-            .header_mapping
+        // Ditto's legacy migration: a source without a replyTarget (all types but MQTT 3.1.1)
+        // maps correlation-id, content-type and reply-to from the transport, the user's own
+        // entries first.
+        let mut header_mapping_spec = source.header_mapping.clone();
+        if source.reply_target.is_none() && !mqtt3 {
+            for name in ["correlation-id", "content-type", "reply-to"] {
+                header_mapping_spec
+                    .entry(name.to_owned())
+                    .or_insert_with(|| format!("{{{{ header:{name} }}}}"));
+            }
+        }
+        let header_mapping = header_mapping_spec
             .iter()
             .map(|(k, v)| Ok((k.clone(), Template::compile(v, &header_allowed)?)))
             .collect::<Result<_, DittoError>>()?;

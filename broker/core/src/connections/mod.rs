@@ -7,6 +7,7 @@
 //! - [`message`]: a transport message (address, headers, payload bytes).
 //! - [`mapping`]: payload mappers between transport messages and signals.
 //! - [`outbound`]: a target's pipeline from a signal to transport messages.
+//! - [`runtime`]: an open connection: its adapter, inbound and target tasks, settlement.
 //! - [`subscriptions`]: a connection's targets as pub/sub subscriptions.
 //! - [`validate`]: every rule Ditto checks when a connection is created, with what to do.
 
@@ -16,6 +17,7 @@ pub mod mapping;
 pub mod message;
 pub mod model;
 pub mod outbound;
+pub mod runtime;
 pub mod subscriptions;
 pub mod validate;
 

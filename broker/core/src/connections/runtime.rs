@@ -1,0 +1,493 @@
+//! A connection at work: its adapter (a plugin or a statically linked one, through the same
+//! [`Adapter`] API), its sources' inbound pipelines feeding the router, its targets'
+//! subscriptions feeding the adapter, and the settlement of every consumed message.
+//!
+//! Inbound: the adapter hands each consumed message to the host sink (non-blocking: a full
+//! queue answers backpressure). One task per connection runs the source pipeline and submits
+//! the signals to the router in order; each signal's answer is awaited in a task of its own,
+//! goes to the source's reply target, and settles its copy of the message's [`Settlement`]:
+//! when the last copy is done the adapter is told the worst outcome (delivered, retryable,
+//! permanent). A message that fails mapping or enforcement gets its error on the reply target
+//! and is settled as permanent.
+//!
+//! Outbound: each target's topics are subscriptions sharing one queue; a task maps each signal
+//! (once, however many of its topics matched), sends it through the adapter and, when the
+//! signal requested the target's label, acknowledges it once the adapter confirmed the send
+//! (or with the failure).
+
+use super::inbound::{Inbound as Mapped, InboundSource};
+use super::message::ExternalMessage;
+use super::model::Connection;
+use super::outbound::{Outbound, OutboundTarget};
+use super::subscriptions::{declared_labels, issuer, target_subscriptions, FirstMatch};
+use crate::routing::announcements::{connection_closed, connection_opened};
+use crate::routing::settlement::{Outcome, Settlement};
+use crate::routing::{Requester, Router};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use twinwire_plugin::{Adapter, ConnectionStatus, Delivery, HostSink, Inbound, LogLevel, Message};
+use twinwire_protocol::headers::names;
+use twinwire_protocol::topic::{Channel, Criterion, Group};
+use twinwire_protocol::{DittoError, Envelope, Headers, JsonPointer, Topic};
+
+/// Makes the adapter of a connection: loads a plugin or builds a static one, with the sink its
+/// inbound messages, status and logs go to.
+pub type AdapterFactory = Arc<
+    dyn Fn(
+            Connection,
+            Arc<dyn HostSink>,
+        ) -> Pin<Box<dyn Future<Output = Result<Arc<dyn Adapter>, String>> + Send>>
+        + Send
+        + Sync,
+>;
+
+/// The header an adapter names the source of a consumed message by (its index in `sources`);
+/// absent: the first source.
+pub const SOURCE_HEADER: &str = "twinwire-source";
+
+/// Messages queued from the adapter before it is answered with backpressure.
+const INBOUND_QUEUE: usize = 4_096;
+/// Signals queued for a target before deliveries wait or drop (see the publisher).
+const TARGET_QUEUE: usize = 4_096;
+
+/// Counters of a connection since it opened.
+#[derive(Debug, Default)]
+pub struct ConnectionMetrics {
+    pub consumed: AtomicU64,
+    pub mapped: AtomicU64,
+    pub dropped: AtomicU64,
+    pub refused: AtomicU64,
+    pub published: AtomicU64,
+    pub publish_failed: AtomicU64,
+    pub acknowledged: AtomicU64,
+}
+
+/// What the adapter last said about its connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Status {
+    pub status: ConnectionStatus,
+    pub detail: String,
+}
+
+/// An open connection.
+pub struct RunningConnection {
+    pub id: String,
+    adapter: Arc<dyn Adapter>,
+    router: Router,
+    tasks: Vec<JoinHandle<()>>,
+    pub metrics: Arc<ConnectionMetrics>,
+    status: Arc<Mutex<Status>>,
+}
+
+impl std::fmt::Debug for RunningConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunningConnection")
+            .field("id", &self.id)
+            .field("status", &self.status())
+            .finish_non_exhaustive()
+    }
+}
+
+struct Sink {
+    id: String,
+    inbound: mpsc::Sender<Inbound>,
+    status: Arc<Mutex<Status>>,
+    router: Router,
+}
+
+impl HostSink for Sink {
+    fn inbound(&self, inbound: Inbound) -> Delivery {
+        match self.inbound.try_send(inbound) {
+            Ok(()) => Delivery::Accepted,
+            Err(mpsc::error::TrySendError::Full(_)) => Delivery::Backpressure,
+            Err(mpsc::error::TrySendError::Closed(_)) => Delivery::Refused,
+        }
+    }
+
+    fn status(&self, status: ConnectionStatus, detail: &str) {
+        let previous = std::mem::replace(
+            &mut *self.status.lock().unwrap_or_else(PoisonError::into_inner),
+            Status {
+                status,
+                detail: detail.to_owned(),
+            },
+        );
+        tracing::info!(connection = %self.id, ?status, detail, "connection status");
+        // Every transition to connected, reconnects too, is announced (as Ditto does).
+        if status == ConnectionStatus::Connected && previous.status != ConnectionStatus::Connected {
+            self.router
+                .announce_connection(&connection_opened(&self.id, &now_iso()));
+        }
+    }
+
+    fn log(&self, level: LogLevel, text: &str) {
+        match level {
+            LogLevel::Error => tracing::error!(connection = %self.id, "{text}"),
+            LogLevel::Warn => tracing::warn!(connection = %self.id, "{text}"),
+            LogLevel::Info => tracing::info!(connection = %self.id, "{text}"),
+            _ => tracing::debug!(connection = %self.id, "{text}"),
+        }
+    }
+}
+
+fn now_iso() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+impl RunningConnection {
+    /// Opens a connection: compiles its pipelines, declares its labels, makes its adapter and
+    /// starts its tasks.
+    pub async fn open(
+        connection: Connection,
+        router: Router,
+        factory: &AdapterFactory,
+    ) -> Result<RunningConnection, DittoError> {
+        let id = connection.id.clone();
+        let sources: Vec<InboundSource> = connection
+            .sources
+            .iter()
+            .enumerate()
+            .map(|(i, s)| InboundSource::compile(&connection, i, s))
+            .collect::<Result<_, _>>()?;
+        let targets: Vec<OutboundTarget> = connection
+            .targets
+            .iter()
+            .enumerate()
+            .map(|(i, t)| OutboundTarget::compile(&connection, i, t))
+            .collect::<Result<_, _>>()?;
+        let labels = declared_labels(&connection);
+        let labels: Vec<&str> = labels.iter().map(String::as_str).collect();
+        router
+            .acks()
+            .declared()
+            .declare_connection(&id, &labels)
+            .map_err(|e| e.to_ditto_error())?;
+        let status = Arc::new(Mutex::new(Status {
+            status: ConnectionStatus::Disconnected,
+            detail: "opening".into(),
+        }));
+        let (inbound_tx, inbound_rx) = mpsc::channel(INBOUND_QUEUE);
+        let sink = Arc::new(Sink {
+            id: id.clone(),
+            inbound: inbound_tx,
+            status: Arc::clone(&status),
+            router: router.clone(),
+        });
+        let adapter = match factory(connection.clone(), sink).await {
+            Ok(adapter) => adapter,
+            Err(reason) => {
+                router.leave(&issuer(&connection));
+                return Err(
+                    twinwire_protocol::exceptions::connectivity::configuration_invalid(
+                        &format!("The connection '{id}' could not be opened."),
+                        &reason,
+                    ),
+                );
+            }
+        };
+        let metrics = Arc::new(ConnectionMetrics::default());
+        let mut tasks = Vec::new();
+        tasks.push(tokio::spawn(inbound_loop(
+            id.clone(),
+            Arc::new(sources),
+            inbound_rx,
+            Arc::clone(&adapter),
+            router.clone(),
+            Arc::clone(&metrics),
+        )));
+        for (i, (target, spec)) in targets.into_iter().zip(&connection.targets).enumerate() {
+            let (tx, rx) = mpsc::channel(TARGET_QUEUE);
+            let subscriptions = target_subscriptions(&connection, i, spec).map_err(|p| {
+                twinwire_protocol::exceptions::connectivity::configuration_invalid(
+                    &p.message, &p.hint,
+                )
+            })?;
+            for sub in subscriptions {
+                router.subscribe(sub, Some(issuer(&connection)), tx.clone())?;
+            }
+            tasks.push(tokio::spawn(target_loop(
+                id.clone(),
+                target,
+                rx,
+                Arc::clone(&adapter),
+                router.clone(),
+                Arc::clone(&metrics),
+            )));
+        }
+        Ok(RunningConnection {
+            id,
+            adapter,
+            router,
+            tasks,
+            metrics,
+            status,
+        })
+    }
+
+    pub fn status(&self) -> Status {
+        self.status
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Closes the connection: announces it, unsubscribes, closes the adapter (unsettled
+    /// messages go back to their broker), and stops its tasks.
+    pub async fn close(self) {
+        self.router
+            .announce_connection(&connection_closed(&self.id, &now_iso()));
+        self.router.leave(&twinwire_core_issuer(&self.id));
+        self.adapter.close().await;
+        for task in self.tasks {
+            task.abort();
+        }
+    }
+}
+
+fn twinwire_core_issuer(id: &str) -> crate::routing::acks::AckIssuer {
+    crate::routing::acks::AckIssuer::Connection(id.to_owned())
+}
+
+/// The plugin message as a transport message (one copy).
+pub fn to_external(message: &Message) -> ExternalMessage {
+    ExternalMessage {
+        address: message.address_lossy().into_owned(),
+        headers: message
+            .headers_lossy()
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect(),
+        payload: message.payload().to_vec(),
+    }
+}
+
+/// A transport message as the plugin message to send.
+pub fn to_plugin(message: &ExternalMessage) -> Message {
+    let headers: Vec<(&str, &str)> = message
+        .headers
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    Message::new(
+        message.address.as_str(),
+        &headers,
+        message.payload.as_slice(),
+    )
+}
+
+fn settle_outcome(outcome: &Outcome) -> twinwire_plugin::Outcome {
+    match outcome {
+        Outcome::Delivered => twinwire_plugin::Outcome::Delivered,
+        Outcome::Retryable { .. } => twinwire_plugin::Outcome::Retryable,
+        Outcome::Permanent { .. } => twinwire_plugin::Outcome::Permanent,
+    }
+}
+
+async fn inbound_loop(
+    id: String,
+    sources: Arc<Vec<InboundSource>>,
+    mut inbound: mpsc::Receiver<Inbound>,
+    adapter: Arc<dyn Adapter>,
+    router: Router,
+    metrics: Arc<ConnectionMetrics>,
+) {
+    while let Some(Inbound {
+        message,
+        settle_token,
+    }) = inbound.recv().await
+    {
+        metrics.consumed.fetch_add(1, Ordering::Relaxed);
+        let external = to_external(&message);
+        let index = external
+            .header(SOURCE_HEADER)
+            .and_then(|i| i.parse::<usize>().ok())
+            .unwrap_or(0)
+            .min(sources.len().saturating_sub(1));
+        let settling = Arc::clone(&adapter);
+        let settlement = Settlement::new(move |outcome: Outcome| {
+            let settle = settle_outcome(&outcome);
+            if outcome.should_redeliver() {
+                tracing::debug!(%outcome, "message handed back for redelivery");
+            }
+            tokio::spawn(async move { settling.settle(settle_token, settle).await });
+        });
+        let Some(source) = sources.get(index) else {
+            settlement.settle(Outcome::permanent("the connection has no source"));
+            continue;
+        };
+        match source.inbound(&external) {
+            Mapped::Dropped => {
+                metrics.dropped.fetch_add(1, Ordering::Relaxed);
+                settlement.settle(Outcome::Delivered);
+            }
+            Mapped::Refused(error) => {
+                metrics.refused.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(connection = %id, error = %error.code(), "consumed message refused");
+                let reply = error_envelope(&external, &error);
+                if let Some(out) = source.reply(&reply) {
+                    let _ = adapter.send(to_plugin(&out)).await;
+                }
+                settlement.settle(Outcome::permanent(error.code().to_owned()));
+            }
+            Mapped::Signals(signals) => {
+                metrics
+                    .mapped
+                    .fetch_add(signals.len() as u64, Ordering::Relaxed);
+                for (signal, auth) in signals {
+                    let copy = settlement.split();
+                    let requester = Requester::connection(id.clone(), auth);
+                    let command_headers = signal.headers.clone();
+                    let pending = router.submit(signal, &requester).await;
+                    let adapter = Arc::clone(&adapter);
+                    let sources = Arc::clone(&sources);
+                    tokio::spawn(async move {
+                        let answer = pending.await;
+                        if let Some(reply) = &answer.reply {
+                            let reply = with_command_headers(reply, &command_headers);
+                            if let Some(out) = sources.get(index).and_then(|s| s.reply(&reply)) {
+                                let _ = adapter.send(to_plugin(&out)).await;
+                            }
+                        }
+                        copy.settle(answer.settlement);
+                    });
+                }
+                // The copies decide; this one only says "nothing failed here".
+                settlement.settle(Outcome::Delivered);
+            }
+        }
+    }
+}
+
+/// The answer with the command's headers it lacks (as Ditto's responses carry their command's
+/// headers), so the reply target's placeholders (`{{ header:reply-to }}`) resolve. The
+/// acknowledgement request headers stay the command's own.
+fn with_command_headers(answer: &Envelope, command: &Headers) -> Envelope {
+    let mut answer = answer.clone();
+    for (name, value) in command.iter() {
+        let request_only = [
+            names::REQUESTED_ACKS,
+            names::RESPONSE_REQUIRED,
+            names::TIMEOUT,
+        ]
+        .iter()
+        .any(|n| n.eq_ignore_ascii_case(name));
+        if !request_only && !answer.headers.contains(name) {
+            answer.headers.insert(name, value.clone());
+        }
+    }
+    answer.headers.strip_internal_for_delivery();
+    answer
+}
+
+/// An error as the reply target receives it when no signal came of a message.
+fn error_envelope(message: &ExternalMessage, error: &DittoError) -> Envelope {
+    let topic = Topic {
+        namespace: twinwire_protocol::id::WILDCARD.to_owned(),
+        name: twinwire_protocol::id::WILDCARD.to_owned(),
+        group: Group::Things,
+        channel: Channel::Twin,
+        criterion: Criterion::Errors,
+    };
+    let mut headers = Headers::new();
+    for name in [names::CORRELATION_ID, "reply-to"] {
+        if let Some(value) = message.header(name) {
+            headers.insert(name, value);
+        }
+    }
+    let mut envelope = Envelope::new(topic, headers, JsonPointer::root());
+    envelope.status = Some(error.status);
+    envelope.value = Some(error.to_json());
+    envelope
+}
+
+async fn target_loop(
+    id: String,
+    target: OutboundTarget,
+    mut signals: mpsc::Receiver<Envelope>,
+    adapter: Arc<dyn Adapter>,
+    router: Router,
+    metrics: Arc<ConnectionMetrics>,
+) {
+    let mut first = FirstMatch::new(1_024);
+    let requester = Requester::connection(id.clone(), crate::auth::AuthContext::none());
+    while let Some(signal) = signals.recv().await {
+        if !first.first(&signal) {
+            continue;
+        }
+        let acknowledge = target.must_acknowledge(&signal);
+        let result = match target.outbound(&signal) {
+            Ok(Outbound::Publish(messages)) => {
+                let mut result = Ok(());
+                for message in &messages {
+                    match adapter.send(to_plugin(message)).await {
+                        Ok(()) => {
+                            metrics.published.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Err(e) => {
+                            metrics.publish_failed.fetch_add(1, Ordering::Relaxed);
+                            tracing::warn!(connection = %id, target = target.index(), error = %e, "publishing failed");
+                            result =
+                                Err(twinwire_protocol::exceptions::connectivity::sending_failed(
+                                    &e.to_string(),
+                                ));
+                        }
+                    }
+                }
+                result.map(|()| true)
+            }
+            Ok(Outbound::Dropped(reason)) => {
+                metrics.dropped.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(connection = %id, target = target.index(), reason, "signal dropped");
+                Ok(false)
+            }
+            Err(error) => Err(error),
+        };
+        if !acknowledge {
+            continue;
+        }
+        let Some(label) = &target.issued_label else {
+            continue;
+        };
+        let ack = acknowledgement(&signal, label, &result);
+        let answer = router.handle(ack, &requester).await;
+        if answer.reply.is_none() {
+            metrics.acknowledged.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// The target's acknowledgement of a signal: 200 once sent; a weak 200 when nothing was sent
+/// for it (dropped by mapping); the failure otherwise.
+fn acknowledgement(signal: &Envelope, label: &str, sent: &Result<bool, DittoError>) -> Envelope {
+    let topic = Topic {
+        namespace: signal.topic.namespace.clone(),
+        name: signal.topic.name.clone(),
+        group: Group::Things,
+        channel: if signal.topic.channel == Channel::Live {
+            Channel::Live
+        } else {
+            Channel::Twin
+        },
+        criterion: Criterion::Acks(twinwire_protocol::AckLabel::parse(label).ok()),
+    };
+    let mut headers = Headers::new();
+    if let Some(id) = signal.headers.correlation_id() {
+        headers.insert(names::CORRELATION_ID, id);
+    }
+    let mut ack = Envelope::new(topic, headers, JsonPointer::root());
+    match sent {
+        Ok(true) => ack.status = Some(200),
+        Ok(false) => {
+            ack.status = Some(200);
+            ack.headers.insert(names::DITTO_WEAK_ACK, true);
+        }
+        Err(error) => {
+            ack.status = Some(error.status);
+            ack.value = Some(error.to_json());
+        }
+    }
+    ack
+}
