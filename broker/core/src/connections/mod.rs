@@ -9,6 +9,7 @@
 //! - [`outbound`]: a target's pipeline from a signal to transport messages.
 //! - [`runtime`]: an open connection: its adapter, inbound and target tasks, settlement.
 //! - [`subscriptions`]: a connection's targets as pub/sub subscriptions.
+//! - [`supervisor`]: every connection kept running: backoff, replacement, directory watching.
 //! - [`validate`]: every rule Ditto checks when a connection is created, with what to do.
 
 pub mod inbound;
@@ -19,6 +20,7 @@ pub mod model;
 pub mod outbound;
 pub mod runtime;
 pub mod subscriptions;
+pub mod supervisor;
 pub mod validate;
 
 pub use load::{load_dir, load_file, LoadError, Loaded};
