@@ -14,9 +14,9 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Where the journal lives [default: $XDG_DATA_HOME/twinwire or ~/.local/share/twinwire].
     pub data_dir: Option<PathBuf>,
-    /// The directory of connection YAML files.
+    /// The directory of connection YAML files, watched while the broker runs.
     pub connections: Option<PathBuf>,
-    /// The directory of adapter plugins.
+    /// The directory of adapter plugins [default: plugins/ beside the binary].
     pub plugins: Option<PathBuf>,
     /// Serve HTTPS and WSS instead of HTTP and WS.
     pub tls: Option<TlsConfig>,

@@ -9,11 +9,24 @@ use axum_server::tls_rustls::RustlsConfig;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use twinwire_core::connections::plugins::Plugins;
+use twinwire_core::connections::supervisor::{Backoff, Supervisor};
 use twinwire_core::journal::{Journal, JournalConfig, JournalError, RedbStore};
 use twinwire_core::routing::Router;
 
 /// How long requests in flight may take to finish after a shutdown began (TLS listener).
 const GRACE: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// How often the connection directory is looked at for changes.
+const WATCH_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Where adapter plugins are looked for without `--plugins`: `plugins/` beside the binary.
+pub fn default_plugin_dir() -> PathBuf {
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(|dir| dir.join("plugins")))
+        .unwrap_or_else(|| PathBuf::from("plugins"))
+}
 
 /// The namespace of things created without an ID.
 pub const DEFAULT_NAMESPACE: &str = "org.eclipse.ditto";
@@ -114,12 +127,24 @@ pub async fn start(mut config: Config, signals: bool) -> Result<Running, RunErro
     }
     let auth = Arc::new(Authenticator::new(&config.auth)?);
     let router = Router::start(journal, config.engine.engine_config());
+    let connections = match &config.connections {
+        None => None,
+        Some(dir) => {
+            let plugin_dir = config.plugins.clone().unwrap_or_else(default_plugin_dir);
+            let plugins = Plugins::load_dir(&plugin_dir);
+            tracing::info!(dir = %dir.display(), plugins = ?plugins.types(), "connections");
+            let supervisor = Supervisor::new(router.clone(), plugins.factory(), Backoff::default());
+            supervisor.watch(dir.clone(), WATCH_INTERVAL);
+            Some(supervisor)
+        }
+    };
     let state = AppState {
         router: router.clone(),
         auth,
         limits: config.limits.clone(),
         default_namespace: Arc::from(DEFAULT_NAMESPACE),
         sessions: Arc::default(),
+        connections: connections.clone(),
         token_integration_subject: Arc::from(
             config
                 .auth

@@ -1149,3 +1149,59 @@ async fn migrate_definition() {
     assert_eq!(stranger.status(), 404);
     s.running.stop().await.expect("stopped");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_connections_api_shows_connections_without_their_secrets() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(
+        dir.path().join("c.yaml"),
+        "id: c1\nconnectionType: mqtt\nconnectionStatus: open\nuri: tcp://user:very-secret@127.0.0.1:1883\n\
+         sources:\n  - addresses: [a/#]\n    qos: 1\n    authorizationContext: [integration:c1]\n",
+    )
+    .expect("write");
+    let plugins = tempfile::tempdir().expect("temp dir");
+    let config = Config {
+        connections: Some(dir.path().to_owned()),
+        plugins: Some(plugins.path().to_owned()),
+        ..Config::default()
+    };
+    let s = server_with(config, &["alice:wonderland"]).await;
+    let http = client();
+    let get = |path: &str| {
+        http.get(format!("{}/api/2/connections{path}", s.base))
+            .basic_auth("alice", Some("wonderland"))
+            .send()
+    };
+    // The directory is read at start; give the watcher its first round.
+    let mut listed = Value::Null;
+    for _ in 0..50 {
+        listed = body(get("").await.expect("get")).await;
+        if listed.as_array().is_some_and(|a| !a.is_empty()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(listed[0]["id"], json!("c1"));
+    assert_eq!(listed[0]["uri"], json!("tcp://user:***@127.0.0.1:1883"));
+    assert!(!listed.to_string().contains("very-secret"));
+    let status = body(get("/c1/status").await.expect("get")).await;
+    assert_eq!(
+        status["liveStatus"],
+        json!("failed"),
+        "no plugin serves mqtt here: {status}"
+    );
+    let logs = body(get("/c1/logs").await.expect("get")).await;
+    assert!(logs["connectionLogs"][0]["message"]
+        .as_str()
+        .unwrap_or("")
+        .contains("no adapter plugin serves"));
+    let metrics = body(get("/c1/metrics").await.expect("get")).await;
+    assert_eq!(metrics["connectionId"], json!("c1"));
+    let missing = get("/nope").await.expect("get");
+    assert_eq!(missing.status(), 404);
+    assert_eq!(
+        body(missing).await["error"],
+        json!("connectivity:connection.notfound")
+    );
+    s.running.stop().await.expect("stopped");
+}

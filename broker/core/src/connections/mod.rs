@@ -7,6 +7,7 @@
 //! - [`message`]: a transport message (address, headers, payload bytes).
 //! - [`mapping`]: payload mappers between transport messages and signals.
 //! - [`outbound`]: a target's pipeline from a signal to transport messages.
+//! - [`plugins`]: adapter plugins loaded from a directory, by the connection types they serve.
 //! - [`runtime`]: an open connection: its adapter, inbound and target tasks, settlement.
 //! - [`subscriptions`]: a connection's targets as pub/sub subscriptions.
 //! - [`supervisor`]: every connection kept running: backoff, replacement, directory watching.
@@ -18,6 +19,7 @@ pub mod mapping;
 pub mod message;
 pub mod model;
 pub mod outbound;
+pub mod plugins;
 pub mod runtime;
 pub mod subscriptions;
 pub mod supervisor;

@@ -6,12 +6,14 @@
 //! - `policies`: `/api/2/policies` and every policy sub-resource; `actions`: its actions.
 //! - `sse`: server-sent events of changes and messages.
 //! - `ws`: `/ws/2`, the WebSocket binding.
+//! - `connections`: `/api/2/connections`, read-only.
 //! - `caller`: `/api/2/whoami`, `/api/2/checkPermissions`.
 //! - `request`, `reply`: HTTP request → envelope parts; router answer → HTTP response.
 //! - `error`: every failure as Ditto's error JSON.
 
 pub mod actions;
 pub mod caller;
+pub mod connections;
 pub mod error;
 pub mod migrate;
 pub mod policies;
@@ -47,6 +49,8 @@ pub struct AppState {
     pub sessions: Arc<AtomicUsize>,
     /// The subject `activateTokenIntegration` injects.
     pub token_integration_subject: Arc<str>,
+    /// The connections, when a connection directory is configured.
+    pub connections: Option<twinwire_core::connections::supervisor::Supervisor>,
 }
 
 /// The whole HTTP API.
@@ -57,6 +61,7 @@ pub fn router(state: AppState) -> AxumRouter {
         .merge(policies::routes())
         .merge(caller::routes())
         .merge(ws::routes())
+        .merge(connections::routes())
         .fallback(|uri: axum::http::Uri| async move {
             ApiError(gateway::not_found(uri.path())).into_response()
         })
