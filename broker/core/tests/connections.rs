@@ -282,3 +282,33 @@ async fn an_acknowledgement_that_never_comes_hands_the_message_back() {
     assert_eq!(nack["status"], 424, "{nack}");
     assert_eq!(nack["value"]["nobody:never"]["status"], 408);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_redelivered_too_often_goes_to_the_dead_letter_target() {
+    let mut spec = connection(
+        json!({"acknowledgementRequests": {"includes": ["nobody:never"]},
+                                     "maxRedeliveries": 2, "deadLetterTarget": "dead-letters"}),
+    );
+    spec["sources"][0]["replyTarget"]["expectedResponseTypes"] = json!(["error"]);
+    let mut h = harness(spec).await;
+    // The broker redelivers the same message each time it is handed back.
+    for (token, expected) in [
+        (30, Outcome::Retryable),
+        (31, Outcome::Retryable),
+        (32, Outcome::Permanent),
+    ] {
+        h.host.deliver(
+            command(
+                "lamp",
+                json!(true),
+                json!({"timeout": "200ms", "correlation-id": "same"}),
+            ),
+            token,
+        );
+        assert_eq!(settled(&h, token).await, expected, "delivery {token}");
+    }
+    let dead = next_published(&mut h, "dead-letters").await;
+    assert!(dead.header("twinwire-dead-letter-reason").is_some());
+    let body: Value = serde_json::from_slice(dead.payload()).unwrap();
+    assert_eq!(body["headers"]["correlation-id"], "same");
+}

@@ -85,6 +85,10 @@ pub struct InboundSource {
     includes: Vec<String>,
     ack_filter: Option<Pipeline>,
     reply: Option<ReplyTarget>,
+    /// Poison handling (twinwire): redeliveries before a message counts as poison, and where
+    /// it then goes.
+    pub max_redeliveries: Option<u32>,
+    pub dead_letter_target: Option<String>,
 }
 
 /// Where a source's responses go.
@@ -216,6 +220,8 @@ impl InboundSource {
             includes,
             ack_filter,
             reply,
+            max_redeliveries: source.max_redeliveries,
+            dead_letter_target: source.dead_letter_target.clone(),
         })
     }
 

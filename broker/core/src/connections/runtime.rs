@@ -294,6 +294,7 @@ async fn inbound_loop(
     router: Router,
     metrics: Arc<ConnectionMetrics>,
 ) {
+    let redeliveries = Arc::new(Mutex::new(lru::LruCache::new(REDELIVERY_MEMORY)));
     while let Some(Inbound {
         message,
         settle_token,
@@ -306,18 +307,32 @@ async fn inbound_loop(
             .and_then(|i| i.parse::<usize>().ok())
             .unwrap_or(0)
             .min(sources.len().saturating_sub(1));
-        let settling = Arc::clone(&adapter);
-        let settlement = Settlement::new(move |outcome: Outcome| {
-            let settle = settle_outcome(&outcome);
-            if outcome.should_redeliver() {
-                tracing::debug!(%outcome, "message handed back for redelivery");
-            }
-            tokio::spawn(async move { settling.settle(settle_token, settle).await });
-        });
         let Some(source) = sources.get(index) else {
-            settlement.settle(Outcome::permanent("the connection has no source"));
+            let _ = adapter
+                .settle(settle_token, twinwire_plugin::Outcome::Permanent)
+                .await;
             continue;
         };
+        let settling = Arc::clone(&adapter);
+        let poison = Poison {
+            max: source.max_redeliveries,
+            dead_letter: source.dead_letter_target.clone(),
+            key: redelivery_key(&external),
+            counts: Arc::clone(&redeliveries),
+            message: external.clone(),
+        };
+        let settlement = Settlement::new(move |outcome: Outcome| {
+            let (outcome, dead) = poison.judge(outcome);
+            let settle = settle_outcome(&outcome);
+            tokio::spawn(async move {
+                if let Some(dead) = dead {
+                    if let Err(e) = settling.send(to_plugin(&dead)).await {
+                        tracing::warn!(error = %e, "a poison message could not be dead-lettered");
+                    }
+                }
+                settling.settle(settle_token, settle).await
+            });
+        });
         match source.inbound(&external) {
             Mapped::Dropped => {
                 metrics.dropped.fetch_add(1, Ordering::Relaxed);
@@ -380,6 +395,61 @@ fn with_command_headers(answer: &Envelope, command: &Headers) -> Envelope {
     }
     answer.headers.strip_internal_for_delivery();
     answer
+}
+
+/// Messages remembered for counting their redeliveries.
+const REDELIVERY_MEMORY: std::num::NonZeroUsize = match std::num::NonZeroUsize::new(65_536) {
+    Some(n) => n,
+    None => std::num::NonZeroUsize::MIN,
+};
+
+/// A message is known across redeliveries by its address, payload and correlation-id header.
+fn redelivery_key(message: &ExternalMessage) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    message.address.hash(&mut hasher);
+    message.payload.hash(&mut hasher);
+    message.header(names::CORRELATION_ID).hash(&mut hasher);
+    hasher.finish()
+}
+
+/// Poison handling (twinwire, beyond Ditto): a message handed back for redelivery more than
+/// `max` times is settled as permanent instead, and sent to the dead-letter address if there is
+/// one, with the reason in `twinwire-dead-letter-reason`.
+struct Poison {
+    max: Option<u32>,
+    dead_letter: Option<String>,
+    key: u64,
+    counts: Arc<Mutex<lru::LruCache<u64, u32>>>,
+    message: ExternalMessage,
+}
+
+impl Poison {
+    fn judge(self, outcome: Outcome) -> (Outcome, Option<ExternalMessage>) {
+        let Some(max) = self.max else {
+            return (outcome, None);
+        };
+        let mut counts = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
+        if !outcome.should_redeliver() {
+            counts.pop(&self.key);
+            return (outcome, None);
+        }
+        let count = counts.get(&self.key).copied().unwrap_or(0) + 1;
+        if count <= max {
+            counts.put(self.key, count);
+            return (outcome, None);
+        }
+        counts.pop(&self.key);
+        let reason = format!("redelivered {max} times: {outcome}");
+        tracing::warn!(reason, "poison message");
+        let dead = self.dead_letter.map(|address| {
+            let mut message = self.message;
+            message.address = address;
+            message.set_header("twinwire-dead-letter-reason", reason.clone());
+            message
+        });
+        (Outcome::permanent(reason), dead)
+    }
 }
 
 /// An error as the reply target receives it when no signal came of a message.
