@@ -46,15 +46,28 @@ pub fn mappers(
         .map(|name| {
             let definition = connection.mapping_definitions.get(name);
             let engine = definition.map_or(name, |d| d.mapping_engine.as_str());
+            // A bare alias (no definition) has no options.
+            let no_options = serde_json::Map::new();
+            let options = definition.map_or(&no_options, |d| &d.options);
+            use super::mapping::{
+                ConnectionStatusMapper, ImplicitThingCreationMapper, RawMessageMapper,
+                UpdateTwinWithLiveResponseMapper,
+            };
             let mapper: Box<dyn Mapper> = match engine {
                 "Ditto" => Box::new(DittoMapper::default()),
-                "Normalized" => Box::new(NormalizedMapper::from_options(
-                    &definition.map(|d| d.options.clone()).unwrap_or_default(),
-                )),
+                "Normalized" => Box::new(NormalizedMapper::from_options(options)),
+                "RawMessage" => Box::new(RawMessageMapper::from_options(options)?),
+                "ImplicitThingCreation" => {
+                    Box::new(ImplicitThingCreationMapper::from_options(options)?)
+                }
+                "UpdateTwinWithLiveResponse" => {
+                    Box::new(UpdateTwinWithLiveResponseMapper::from_options(options)?)
+                }
+                "ConnectionStatus" => Box::new(ConnectionStatusMapper::from_options(options)?),
                 other => {
                     return Err(twinwire_protocol::exceptions::connectivity::configuration_invalid(
                         &format!("The payload mapper '{other}' is not available."),
-                        "Use Ditto or Normalized; the other built-in mappers come with later releases.",
+                        "Use Ditto, Normalized, RawMessage, ImplicitThingCreation, UpdateTwinWithLiveResponse or ConnectionStatus; the JavaScript mapper is not supported.",
                     ))
                 }
             };
@@ -273,6 +286,11 @@ impl InboundSource {
         let resolver = SignalResolver::for_external(&external)
             .connection_id(&self.connection_id)
             .source_address(&message.address);
+        // The subjects first: mappers may name the first as `{{ request:subjectId }}`.
+        let auth = match self.authorization_context(&external) {
+            Ok(auth) => auth,
+            Err(error) => return Inbound::Refused(error),
+        };
         let mut signals = Vec::new();
         for mapper in &self.mappers {
             let applies = mapper
@@ -282,7 +300,7 @@ impl InboundSource {
             if !applies {
                 continue;
             }
-            match mapper.mapper.inbound(message) {
+            match mapper.mapper.inbound_as(message, auth.first()) {
                 Ok(mapped) if mapped.len() > MAX_MAPPED => {
                     return Inbound::Refused(mapping_failed(
                         message.content_type(),
@@ -296,10 +314,6 @@ impl InboundSource {
         if signals.is_empty() {
             return Inbound::Dropped;
         }
-        let auth = match self.authorization_context(&external) {
-            Ok(auth) => auth,
-            Err(error) => return Inbound::Refused(error),
-        };
         let mut out = Vec::with_capacity(signals.len());
         for mut signal in signals {
             self.map_headers(&mut signal, &external, &message.address);

@@ -117,6 +117,21 @@ pub fn validate(c: &Connection) -> Vec<Problem> {
     for (i, target) in c.targets.iter().enumerate() {
         validate_target(c, i, target, &mut issued, &mut out);
     }
+    // The mappers with their options, as a source or target will build them.
+    for (i, s) in c.sources.iter().enumerate() {
+        if let Err(e) = super::inbound::mappers(c, &s.payload_mapping) {
+            if e.code() == "connectivity:message.mapper.config.invalid" {
+                out.push(mapper_problem(format!("sources[{i}].payloadMapping"), &e));
+            }
+        }
+    }
+    for (i, t) in c.targets.iter().enumerate() {
+        if let Err(e) = super::inbound::mappers(c, &t.payload_mapping) {
+            if e.code() == "connectivity:message.mapper.config.invalid" {
+                out.push(mapper_problem(format!("targets[{i}].payloadMapping"), &e));
+            }
+        }
+    }
     for (id, definition) in &c.mapping_definitions {
         let field = format!("mappingDefinitions.{id}.mappingEngine");
         let engine = definition.mapping_engine.as_str();
@@ -267,6 +282,19 @@ fn placeholders(c: &Connection, out: &mut Vec<Problem>) {
             }
         }
     }
+}
+
+fn mapper_problem(field: String, error: &twinwire_protocol::DittoError) -> Problem {
+    let mut problem = Problem::error(
+        field,
+        error.message.clone().unwrap_or_default(),
+        error
+            .description
+            .clone()
+            .unwrap_or_else(|| "See docs/connectivity-mapping.md for the mapper's options.".into()),
+    );
+    problem.code = "connectivity:message.mapper.config.invalid";
+    problem
 }
 
 /// A template must compile with what its location allows.
