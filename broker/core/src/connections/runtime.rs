@@ -342,10 +342,15 @@ async fn inbound_loop(
                 metrics.refused.fetch_add(1, Ordering::Relaxed);
                 tracing::debug!(connection = %id, error = %error.code(), "consumed message refused");
                 let reply = error_envelope(&external, &error);
-                if let Some(out) = source.reply(&reply) {
-                    let _ = adapter.send(to_plugin(&out)).await;
-                }
-                settlement.settle(Outcome::permanent(error.code().to_owned()));
+                let out = source.reply(&reply);
+                let adapter = Arc::clone(&adapter);
+                // Not in this loop: a send that waits on inbound progress must not stall it.
+                tokio::spawn(async move {
+                    if let Some(out) = out {
+                        let _ = adapter.send(to_plugin(&out)).await;
+                    }
+                    settlement.settle(Outcome::permanent(error.code().to_owned()));
+                });
             }
             Mapped::Signals(signals) => {
                 metrics

@@ -345,8 +345,8 @@ fn top_level(c: &Connection, out: &mut Vec<Problem>) {
     if let ConnectionType::Other(name) = &c.connection_type {
         out.push(Problem::warning(
             "connectionType",
-            format!("no built-in adapter serves '{name}'"),
-            "Install an adapter plugin for it, or use amqp-091, kafka, mqtt or mqtt-5.",
+            format!("'{name}' is served only by an adapter plugin that declares it"),
+            "Make sure such a plugin is in the plugin directory (twinwire run --plugins DIR).",
         ));
     }
     if matches!(
