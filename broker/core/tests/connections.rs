@@ -312,3 +312,31 @@ async fn a_message_redelivered_too_often_goes_to_the_dead_letter_target() {
     let body: Value = serde_json::from_slice(dead.payload()).unwrap();
     assert_eq!(body["headers"]["correlation-id"], "same");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_per_source_and_target_in_dittos_shape() {
+    let mut h = harness(connection(json!({}))).await;
+    h.host.deliver(command("lamp", json!(true), json!({})), 40);
+    assert_eq!(settled(&h, 40).await, Outcome::Delivered);
+    h.host.deliver(
+        Message::new("commands", &[("reply-to", "replies")], "{broken"),
+        41,
+    );
+    assert_eq!(settled(&h, 41).await, Outcome::Permanent);
+    let _ = next_published(&mut h, "replies").await;
+    let metrics = h._connections.0.metrics.json("devices");
+    let inbound = &metrics["connectionMetrics"]["inbound"];
+    assert_eq!(inbound["consumed"]["success"]["PT1M"], 2, "{metrics}");
+    assert_eq!(inbound["mapped"]["success"]["PT1H"], 1);
+    assert_eq!(inbound["mapped"]["failure"]["PT24H"], 1);
+    assert_eq!(metrics["containsFailures"], true);
+    assert_eq!(
+        metrics["sourceMetrics"]["addressMetrics"]["commands"]["consumed"]["success"]["PT1M"],
+        2
+    );
+    // The other connection's target published the event.
+    let consumers = h._connections.1.metrics.json("consumers");
+    let published = &consumers["targetMetrics"]["addressMetrics"]["events/{{ thing:id }}"]
+        ["published"]["success"]["PT1M"];
+    assert!(published.as_u64().unwrap_or(0) >= 1, "{consumers}");
+}

@@ -4,6 +4,7 @@
 //! - [`model`]: the connection, its sources, targets and mapping definitions, in Ditto's names.
 //! - [`inbound`]: a source's pipeline from a transport message to signals, and its replies.
 //! - [`load`]: YAML files with `${VAR}` interpolation, and the line of a field for messages.
+//! - [`metrics`]: per source and target, per minute, hour and day, in Ditto's shape.
 //! - [`message`]: a transport message (address, headers, payload bytes).
 //! - [`mapping`]: payload mappers between transport messages and signals.
 //! - [`outbound`]: a target's pipeline from a signal to transport messages.
@@ -17,6 +18,7 @@ pub mod inbound;
 pub mod load;
 pub mod mapping;
 pub mod message;
+pub mod metrics;
 pub mod model;
 pub mod outbound;
 pub mod plugins;

@@ -17,6 +17,7 @@
 
 use super::inbound::{Inbound as Mapped, InboundSource};
 use super::message::ExternalMessage;
+use super::metrics::{ConnectionMetrics, Kind};
 use super::model::Connection;
 use super::outbound::{Outbound, OutboundTarget};
 use super::subscriptions::{declared_labels, issuer, target_subscriptions, FirstMatch};
@@ -25,7 +26,6 @@ use crate::routing::settlement::{Outcome, Settlement};
 use crate::routing::{Requester, Router};
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -53,18 +53,6 @@ pub const SOURCE_HEADER: &str = "twinwire-source";
 const INBOUND_QUEUE: usize = 4_096;
 /// Signals queued for a target before deliveries wait or drop (see the publisher).
 const TARGET_QUEUE: usize = 4_096;
-
-/// Counters of a connection since it opened.
-#[derive(Debug, Default)]
-pub struct ConnectionMetrics {
-    pub consumed: AtomicU64,
-    pub mapped: AtomicU64,
-    pub dropped: AtomicU64,
-    pub refused: AtomicU64,
-    pub published: AtomicU64,
-    pub publish_failed: AtomicU64,
-    pub acknowledged: AtomicU64,
-}
 
 /// What the adapter last said about its connection.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -189,7 +177,18 @@ impl RunningConnection {
                 );
             }
         };
-        let metrics = Arc::new(ConnectionMetrics::default());
+        let metrics = Arc::new(ConnectionMetrics::new(
+            connection
+                .sources
+                .iter()
+                .map(|s| s.addresses.join(";"))
+                .collect(),
+            connection
+                .targets
+                .iter()
+                .map(|t| t.address.clone())
+                .collect(),
+        ));
         let mut tasks = Vec::new();
         tasks.push(tokio::spawn(inbound_loop(
             id.clone(),
@@ -300,7 +299,6 @@ async fn inbound_loop(
         settle_token,
     }) = inbound.recv().await
     {
-        metrics.consumed.fetch_add(1, Ordering::Relaxed);
         let external = to_external(&message);
         let index = external
             .header(SOURCE_HEADER)
@@ -313,6 +311,7 @@ async fn inbound_loop(
                 .await;
             continue;
         };
+        metrics.source(index, Kind::Consumed, true);
         let settling = Arc::clone(&adapter);
         let poison = Poison {
             max: source.max_redeliveries,
@@ -335,11 +334,16 @@ async fn inbound_loop(
         });
         match source.inbound(&external) {
             Mapped::Dropped => {
-                metrics.dropped.fetch_add(1, Ordering::Relaxed);
+                metrics.source(index, Kind::Dropped, true);
                 settlement.settle(Outcome::Delivered);
             }
             Mapped::Refused(error) => {
-                metrics.refused.fetch_add(1, Ordering::Relaxed);
+                let kind = if error.code() == "connectivity:connection.id.enforcement.failed" {
+                    Kind::Enforced
+                } else {
+                    Kind::Mapped
+                };
+                metrics.source(index, kind, false);
                 tracing::debug!(connection = %id, error = %error.code(), "consumed message refused");
                 let reply = error_envelope(&external, &error);
                 let out = source.reply(&reply);
@@ -353,10 +357,8 @@ async fn inbound_loop(
                 });
             }
             Mapped::Signals(signals) => {
-                metrics
-                    .mapped
-                    .fetch_add(signals.len() as u64, Ordering::Relaxed);
                 for (signal, auth) in signals {
+                    metrics.source(index, Kind::Mapped, true);
                     let copy = settlement.split();
                     let requester = Requester::connection(id.clone(), auth);
                     let command_headers = signal.headers.clone();
@@ -492,17 +494,17 @@ async fn target_loop(
         if !first.first(&signal) {
             continue;
         }
+        let t = target.index();
+        metrics.target(t, Kind::Dispatched, true);
         let acknowledge = target.must_acknowledge(&signal);
         let result = match target.outbound(&signal) {
             Ok(Outbound::Publish(messages)) => {
                 let mut result = Ok(());
                 for message in &messages {
                     match adapter.send(to_plugin(message)).await {
-                        Ok(()) => {
-                            metrics.published.fetch_add(1, Ordering::Relaxed);
-                        }
+                        Ok(()) => metrics.target(t, Kind::Published, true),
                         Err(e) => {
-                            metrics.publish_failed.fetch_add(1, Ordering::Relaxed);
+                            metrics.target(t, Kind::Published, false);
                             tracing::warn!(connection = %id, target = target.index(), error = %e, "publishing failed");
                             result =
                                 Err(twinwire_protocol::exceptions::connectivity::sending_failed(
@@ -514,7 +516,7 @@ async fn target_loop(
                 result.map(|()| true)
             }
             Ok(Outbound::Dropped(reason)) => {
-                metrics.dropped.fetch_add(1, Ordering::Relaxed);
+                metrics.target(t, Kind::Dropped, true);
                 tracing::debug!(connection = %id, target = target.index(), reason, "signal dropped");
                 Ok(false)
             }
@@ -528,9 +530,7 @@ async fn target_loop(
         };
         let ack = acknowledgement(&signal, label, &result);
         let answer = router.handle(ack, &requester).await;
-        if answer.reply.is_none() {
-            metrics.acknowledged.fetch_add(1, Ordering::Relaxed);
-        }
+        metrics.target(t, Kind::Acknowledged, answer.reply.is_none());
     }
 }
 

@@ -6,14 +6,14 @@
 //! version in place and logs why.
 
 use super::load::load_dir;
+use super::metrics::ConnectionMetrics;
 use super::model::{Connection, ConnectionStatus as Desired};
-use super::runtime::{AdapterFactory, ConnectionMetrics, RunningConnection, Status};
+use super::runtime::{AdapterFactory, RunningConnection, Status};
 use super::validate::{redact, Severity};
 use crate::routing::Router;
 use serde_json::{json, Value};
 use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use tokio::task::JoinHandle;
@@ -273,7 +273,7 @@ impl Supervisor {
         }))
     }
 
-    /// The metrics JSON (checklist §8.5; totals since the connection opened).
+    /// The metrics JSON (checklist §8.5).
     pub async fn metrics_json(&self, id: &str) -> Option<Value> {
         let managed = self.managed.lock().await;
         let m = managed.get(id)?;
@@ -282,26 +282,10 @@ impl Supervisor {
             .running
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        let zero = ConnectionMetrics::default();
-        let metrics = running.as_ref().map_or(&zero, |r| &*r.metrics);
-        let count = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
-        let figure = |success: u64, failure: u64| json!({"success": {"total": success}, "failure": {"total": failure}});
-        let failures = count(&metrics.refused) + count(&metrics.publish_failed);
-        Some(json!({
-            "connectionId": id,
-            "containsFailures": failures > 0,
-            "connectionMetrics": {
-                "inbound": {
-                    "consumed": figure(count(&metrics.consumed), 0),
-                    "mapped": figure(count(&metrics.mapped), count(&metrics.refused)),
-                    "dropped": figure(count(&metrics.dropped), 0),
-                },
-                "outbound": {
-                    "published": figure(count(&metrics.published), count(&metrics.publish_failed)),
-                    "acknowledged": figure(count(&metrics.acknowledged), 0),
-                }
-            }
-        }))
+        Some(match running.as_ref() {
+            Some(r) => r.metrics.json(id),
+            None => ConnectionMetrics::new(Vec::new(), Vec::new()).json(id),
+        })
     }
 
     /// The logs JSON (checklist §8.6): the connection's last events and failures.
