@@ -6,6 +6,7 @@
 //! - [`load`]: YAML files with `${VAR}` interpolation, and the line of a field for messages.
 //! - [`metrics`]: per source and target, per minute, hour and day, in Ditto's shape.
 //! - [`message`]: a transport message (address, headers, payload bytes).
+//! - [`log`]: a connection's recent successes and failures, bounded per kind.
 //! - [`mapping`]: payload mappers between transport messages and signals.
 //! - [`outbound`]: a target's pipeline from a signal to transport messages.
 //! - [`plugins`]: adapter plugins loaded from a directory, by the connection types they serve.
@@ -16,6 +17,7 @@
 
 pub mod inbound;
 pub mod load;
+pub mod log;
 pub mod mapping;
 pub mod message;
 pub mod metrics;

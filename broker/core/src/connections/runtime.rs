@@ -16,6 +16,7 @@
 //! (or with the failure).
 
 use super::inbound::{Inbound as Mapped, InboundSource};
+use super::log::ConnectionLog;
 use super::message::ExternalMessage;
 use super::metrics::{ConnectionMetrics, Kind};
 use super::model::Connection;
@@ -68,6 +69,7 @@ pub struct RunningConnection {
     router: Router,
     tasks: Vec<JoinHandle<()>>,
     pub metrics: Arc<ConnectionMetrics>,
+    pub log: Arc<ConnectionLog>,
     status: Arc<Mutex<Status>>,
 }
 
@@ -134,6 +136,16 @@ impl RunningConnection {
         router: Router,
         factory: &AdapterFactory,
     ) -> Result<RunningConnection, DittoError> {
+        Self::open_with_log(connection, router, factory, Arc::default()).await
+    }
+
+    /// [`open`](Self::open), its pipelines logging to `log`.
+    pub async fn open_with_log(
+        connection: Connection,
+        router: Router,
+        factory: &AdapterFactory,
+        log: Arc<ConnectionLog>,
+    ) -> Result<RunningConnection, DittoError> {
         let id = connection.id.clone();
         let sources: Vec<InboundSource> = connection
             .sources
@@ -197,6 +209,7 @@ impl RunningConnection {
             Arc::clone(&adapter),
             router.clone(),
             Arc::clone(&metrics),
+            Arc::clone(&log),
         )));
         for (i, (target, spec)) in targets.into_iter().zip(&connection.targets).enumerate() {
             let (tx, rx) = mpsc::channel(TARGET_QUEUE);
@@ -215,6 +228,7 @@ impl RunningConnection {
                 Arc::clone(&adapter),
                 router.clone(),
                 Arc::clone(&metrics),
+                Arc::clone(&log),
             )));
         }
         Ok(RunningConnection {
@@ -223,6 +237,7 @@ impl RunningConnection {
             router,
             tasks,
             metrics,
+            log,
             status,
         })
     }
@@ -292,6 +307,7 @@ async fn inbound_loop(
     adapter: Arc<dyn Adapter>,
     router: Router,
     metrics: Arc<ConnectionMetrics>,
+    log: Arc<ConnectionLog>,
 ) {
     let redeliveries = Arc::new(Mutex::new(lru::LruCache::new(REDELIVERY_MEMORY)));
     while let Some(Inbound {
@@ -344,6 +360,18 @@ async fn inbound_loop(
                     Kind::Mapped
                 };
                 metrics.source(index, kind, false);
+                log.record(
+                    "failure",
+                    "source",
+                    if kind == Kind::Enforced {
+                        "enforced"
+                    } else {
+                        "mapped"
+                    },
+                    error.message.clone().unwrap_or_default(),
+                    external.header(names::CORRELATION_ID).map(str::to_owned),
+                    Some(external.address.clone()),
+                );
                 tracing::debug!(connection = %id, error = %error.code(), "consumed message refused");
                 let reply = error_envelope(&external, &error);
                 let out = source.reply(&reply);
@@ -487,6 +515,7 @@ async fn target_loop(
     adapter: Arc<dyn Adapter>,
     router: Router,
     metrics: Arc<ConnectionMetrics>,
+    log: Arc<ConnectionLog>,
 ) {
     let mut first = FirstMatch::new(1_024);
     let requester = Requester::connection(id.clone(), crate::auth::AuthContext::none());
@@ -505,6 +534,14 @@ async fn target_loop(
                         Ok(()) => metrics.target(t, Kind::Published, true),
                         Err(e) => {
                             metrics.target(t, Kind::Published, false);
+                            log.record(
+                                "failure",
+                                "target",
+                                "published",
+                                e.to_string(),
+                                signal.headers.correlation_id().map(str::to_owned),
+                                Some(message.address.clone()),
+                            );
                             tracing::warn!(connection = %id, target = target.index(), error = %e, "publishing failed");
                             result =
                                 Err(twinwire_protocol::exceptions::connectivity::sending_failed(

@@ -6,13 +6,14 @@
 //! version in place and logs why.
 
 use super::load::load_dir;
+use super::log::ConnectionLog;
 use super::metrics::ConnectionMetrics;
 use super::model::{Connection, ConnectionStatus as Desired};
 use super::runtime::{AdapterFactory, RunningConnection, Status};
 use super::validate::{redact, Severity};
 use crate::routing::Router;
 use serde_json::{json, Value};
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -52,37 +53,13 @@ impl Backoff {
     }
 }
 
-/// The last failures of a connection, newest last (bounded).
-const LOG_CAPACITY: usize = 50;
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LogEntry {
-    pub timestamp: String,
-    pub level: &'static str,
-    pub category: &'static str,
-    pub message: String,
-}
-
 #[derive(Default)]
 struct Shared {
     running: Mutex<Option<RunningConnection>>,
-    log: Mutex<VecDeque<LogEntry>>,
+    /// Opening attempts and what the connection's pipelines report.
+    log: Arc<ConnectionLog>,
     attempts: Mutex<u32>,
-}
-
-impl Shared {
-    fn record(&self, level: &'static str, category: &'static str, message: String) {
-        let mut log = self.log.lock().unwrap_or_else(PoisonError::into_inner);
-        if log.len() == LOG_CAPACITY {
-            log.pop_front();
-        }
-        log.push_back(LogEntry {
-            timestamp: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-            level,
-            category,
-            message,
-        });
-    }
+    last_failure: Mutex<Option<String>>,
 }
 
 struct Managed {
@@ -174,9 +151,16 @@ impl Supervisor {
         tokio::spawn(async move {
             let mut attempt = 0u32;
             loop {
-                match RunningConnection::open(spec.clone(), router.clone(), &factory).await {
+                match RunningConnection::open_with_log(
+                    spec.clone(),
+                    router.clone(),
+                    &factory,
+                    Arc::clone(&shared.log),
+                )
+                .await
+                {
                     Ok(running) => {
-                        shared.record("success", "connection", "opened".into());
+                        shared.log.success("connection", "other", "opened");
                         *shared
                             .running
                             .lock()
@@ -190,7 +174,11 @@ impl Supervisor {
                             .or(error.message.clone())
                             .unwrap_or_default();
                         tracing::warn!(connection = %spec.id, attempt, error = %message, "connection could not be opened");
-                        shared.record("failure", "connection", message);
+                        shared.log.failure("connection", "other", message.clone());
+                        *shared
+                            .last_failure
+                            .lock()
+                            .unwrap_or_else(PoisonError::into_inner) = Some(message);
                         *shared
                             .attempts
                             .lock()
@@ -236,11 +224,10 @@ impl Supervisor {
             (Desired::Open, None) => (
                 "failed",
                 m.shared
-                    .log
+                    .last_failure
                     .lock()
                     .unwrap_or_else(PoisonError::into_inner)
-                    .back()
-                    .map(|e| e.message.clone())
+                    .clone()
                     .unwrap_or_else(|| "opening".into()),
             ),
             (Desired::Open, Some(Status { status, detail })) => (
@@ -292,12 +279,7 @@ impl Supervisor {
     pub async fn logs_json(&self, id: &str) -> Option<Value> {
         let managed = self.managed.lock().await;
         let m = managed.get(id)?;
-        let log = m.shared.log.lock().unwrap_or_else(PoisonError::into_inner);
-        let entries: Vec<Value> = log
-            .iter()
-            .map(|e| json!({"timestamp": e.timestamp, "level": e.level, "category": e.category, "type": "other", "message": e.message}))
-            .collect();
-        Some(json!({"connectionId": id, "connectionLogs": entries}))
+        Some(json!({"connectionId": id, "connectionLogs": m.shared.log.json()}))
     }
 
     /// Watches a directory of connection files: every `interval`, added, changed and removed
