@@ -21,9 +21,12 @@ pub struct LogEntry {
     pub address: Option<String>,
 }
 
+/// (category, type, level): the entries are kept apart by these.
+type Key = (&'static str, &'static str, &'static str);
+
 #[derive(Debug, Default)]
 pub struct ConnectionLog {
-    entries: Mutex<HashMap<(&'static str, &'static str, &'static str), VecDeque<LogEntry>>>,
+    entries: Mutex<HashMap<Key, VecDeque<LogEntry>>>,
 }
 
 impl ConnectionLog {
