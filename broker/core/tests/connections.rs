@@ -40,6 +40,7 @@ impl Adapter for Loopback {
 }
 
 struct Harness {
+    published_tx: mpsc::UnboundedSender<Message>,
     router: Router,
     host: Host,
     published: mpsc::UnboundedReceiver<Message>,
@@ -60,6 +61,7 @@ async fn harness(connection: Value) -> Harness {
         },
     );
     let (published_tx, published) = mpsc::unbounded_channel();
+    let loopback_tx = published_tx.clone();
     let settled = Arc::new(Mutex::new(Vec::new()));
     let host_slot: Arc<Mutex<Option<Host>>> = Arc::default();
     let factory: AdapterFactory = {
@@ -113,6 +115,7 @@ async fn harness(connection: Value) -> Harness {
         .await;
     assert_eq!(created.reply.unwrap().status, Some(201));
     Harness {
+        published_tx: loopback_tx,
         router,
         host,
         published,
@@ -146,6 +149,12 @@ fn command(thing: &str, value: Value, headers: Value) -> Message {
         ],
         payload.to_string(),
     )
+}
+
+impl Harness {
+    fn loopback_sender(&self) -> mpsc::UnboundedSender<Message> {
+        self.published_tx.clone()
+    }
 }
 
 async fn settled(h: &Harness, token: u64) -> Outcome {
@@ -339,4 +348,47 @@ async fn metrics_count_per_source_and_target_in_dittos_shape() {
     let published = &consumers["targetMetrics"]["addressMetrics"]["events/{{ thing:id }}"]
         ["published"]["success"]["PT1M"];
     assert!(published.as_u64().unwrap_or(0) >= 1, "{consumers}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_announces_being_opened_and_closed_to_its_own_targets() {
+    let mut h = harness(connection(json!({}))).await;
+    let announcing: Connection = serde_json::from_value(json!({
+        "id": "announcer", "connectionType": "amqp-091", "connectionStatus": "open", "uri": "amqp://h:5672",
+        "targets": [{"address": "announcements", "topics": ["_/_/connections/announcements"],
+                     "authorizationContext": ["integration:devices"]}]
+    }))
+    .unwrap();
+    let factory: AdapterFactory = {
+        let published = h.loopback_sender();
+        Arc::new(move |_: Connection, sink: Arc<dyn HostSink>| {
+            let host = Host::new(sink);
+            let adapter = Loopback {
+                host,
+                published: published.clone(),
+                settled: Arc::default(),
+            };
+            Box::pin(async move {
+                adapter.host.status(ConnectionStatus::Connected, "loopback");
+                Ok(Arc::new(adapter) as Arc<dyn Adapter>)
+            })
+        })
+    };
+    let running = RunningConnection::open(announcing, h.router.clone(), &factory)
+        .await
+        .expect("open");
+    let opened: Value =
+        serde_json::from_slice(next_published(&mut h, "announcements").await.payload()).unwrap();
+    assert_eq!(
+        opened["topic"],
+        "_/announcer/connections/announcements/opened"
+    );
+    assert!(opened["value"]["openedAt"].is_string());
+    running.close().await;
+    let closed: Value =
+        serde_json::from_slice(next_published(&mut h, "announcements").await.payload()).unwrap();
+    assert_eq!(
+        closed["topic"],
+        "_/announcer/connections/announcements/closed"
+    );
 }

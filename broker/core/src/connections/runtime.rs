@@ -50,6 +50,9 @@ pub type AdapterFactory = Arc<
 /// absent: the first source.
 pub const SOURCE_HEADER: &str = "twinwire-source";
 
+/// How long closing waits for the targets to publish what is queued.
+const CLOSE_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
+
 /// Messages queued from the adapter before it is answered with backpressure.
 const INBOUND_QUEUE: usize = 4_096;
 /// Signals queued for a target before deliveries wait or drop (see the publisher).
@@ -87,6 +90,9 @@ struct Sink {
     inbound: mpsc::Sender<Inbound>,
     status: Arc<Mutex<Status>>,
     router: Router,
+    /// Set once the targets subscribed: announcements before that would reach nobody, so
+    /// `open` announces a connection that connected while it was being set up.
+    ready: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl HostSink for Sink {
@@ -108,7 +114,11 @@ impl HostSink for Sink {
         );
         tracing::info!(connection = %self.id, ?status, detail, "connection status");
         // Every transition to connected, reconnects too, is announced (as Ditto does).
-        if status == ConnectionStatus::Connected && previous.status != ConnectionStatus::Connected {
+        let ready = self.ready.load(std::sync::atomic::Ordering::Acquire);
+        if ready
+            && status == ConnectionStatus::Connected
+            && previous.status != ConnectionStatus::Connected
+        {
             self.router
                 .announce_connection(&connection_opened(&self.id, &now_iso()));
         }
@@ -171,11 +181,13 @@ impl RunningConnection {
             detail: "opening".into(),
         }));
         let (inbound_tx, inbound_rx) = mpsc::channel(INBOUND_QUEUE);
+        let ready = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let sink = Arc::new(Sink {
             id: id.clone(),
             inbound: inbound_tx,
             status: Arc::clone(&status),
             router: router.clone(),
+            ready: Arc::clone(&ready),
         });
         let adapter = match factory(connection.clone(), sink).await {
             Ok(adapter) => adapter,
@@ -231,6 +243,12 @@ impl RunningConnection {
                 Arc::clone(&log),
             )));
         }
+        ready.store(true, std::sync::atomic::Ordering::Release);
+        let connected = status.lock().unwrap_or_else(PoisonError::into_inner).status
+            == ConnectionStatus::Connected;
+        if connected {
+            router.announce_connection(&connection_opened(&id, &now_iso()));
+        }
         Ok(RunningConnection {
             id,
             adapter,
@@ -254,6 +272,14 @@ impl RunningConnection {
     pub async fn close(self) {
         self.router
             .announce_connection(&connection_closed(&self.id, &now_iso()));
+        // Let the targets publish what is queued, the closed announcement last, before the
+        // adapter goes (Ditto waits up to 3 s: `disconnect-announcement-timeout`).
+        let drained = tokio::time::Instant::now() + CLOSE_GRACE;
+        while self.router.publisher().pending_for(&self.id) > 0
+            && tokio::time::Instant::now() < drained
+        {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
         self.router.leave(&twinwire_core_issuer(&self.id));
         self.adapter.close().await;
         for task in self.tasks {

@@ -191,6 +191,17 @@ impl Publisher {
         enriching
     }
 
+    /// Deliveries queued for an origin's subscribers and not yet taken.
+    pub fn pending_for(&self, origin: &str) -> usize {
+        self.read()
+            .outlets
+            .iter()
+            .filter(|(id, _)| id.origin() == origin)
+            .map(|(_, outlet)| outlet.sender.max_capacity() - outlet.sender.capacity())
+            .max()
+            .unwrap_or(0)
+    }
+
     pub fn stats(&self) -> PublisherStats {
         PublisherStats {
             subscriptions: self.read().hub.len(),
