@@ -21,6 +21,7 @@ use twinwire_plugin::{async_trait, Adapter, ConnectionStatus, Host, HostSink, Me
 struct Log {
     created: HashMap<String, u32>,
     closed: HashMap<String, u32>,
+    hosts: HashMap<String, Host>,
 }
 
 struct Quiet {
@@ -66,12 +67,13 @@ fn factory(log: Arc<Mutex<Log>>) -> AdapterFactory {
             if attempt <= fail_times {
                 return Err(format!("broker unreachable (attempt {attempt})"));
             }
-            *log.lock()
-                .unwrap()
-                .created
-                .entry(connection.id.clone())
-                .or_default() += 1;
-            Host::new(sink).status(ConnectionStatus::Connected, "ready");
+            let host = Host::new(sink);
+            {
+                let mut log = log.lock().unwrap();
+                *log.created.entry(connection.id.clone()).or_default() += 1;
+                log.hosts.insert(connection.id.clone(), host.clone());
+            }
+            host.status(ConnectionStatus::Connected, "ready");
             Ok(Arc::new(Quiet {
                 id: connection.id,
                 log,
@@ -199,4 +201,42 @@ fn yaml_serde_from(text: &str) -> Connection {
     let env = |_: &str| None;
     let loaded = twinwire_core::connections::load_file(Path::new("inline.yaml"), text, &env);
     loaded.connection.expect("parses")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_adapter_that_fails_for_good_is_created_again() {
+    let data = tempfile::tempdir().expect("temp dir");
+    let log: Arc<Mutex<Log>> = Arc::default();
+    let backoff = Backoff {
+        initial: Duration::from_millis(20),
+        max: Duration::from_millis(100),
+    };
+    let s = Supervisor::new(router(data.path()), factory(Arc::clone(&log)), backoff);
+    s.apply(yaml_serde_from(&file("fragile", ""))).await;
+    until_open(&s, "fragile").await;
+    let host = log.lock().unwrap().hosts["fragile"].clone();
+    host.status(
+        ConnectionStatus::Failed,
+        "the broker closed the channel for good",
+    );
+    for _ in 0..100 {
+        if log.lock().unwrap().created["fragile"] == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(log.lock().unwrap().created["fragile"], 2, "created again");
+    assert_eq!(
+        log.lock().unwrap().closed.get("fragile"),
+        Some(&1),
+        "the failed one closed"
+    );
+    until_open(&s, "fragile").await;
+    let logs = s.logs_json("fragile").await.unwrap();
+    assert!(
+        logs.to_string()
+            .contains("the broker closed the channel for good"),
+        "{logs}"
+    );
+    s.close_all().await;
 }

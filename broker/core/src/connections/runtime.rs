@@ -74,6 +74,7 @@ pub struct RunningConnection {
     pub metrics: Arc<ConnectionMetrics>,
     pub log: Arc<ConnectionLog>,
     status: Arc<Mutex<Status>>,
+    failures: tokio::sync::watch::Receiver<Option<String>>,
 }
 
 impl std::fmt::Debug for RunningConnection {
@@ -93,6 +94,8 @@ struct Sink {
     /// Set once the targets subscribed: announcements before that would reach nobody, so
     /// `open` announces a connection that connected while it was being set up.
     ready: Arc<std::sync::atomic::AtomicBool>,
+    /// The detail of a `Failed` status: the supervisor recreates the adapter.
+    failed: tokio::sync::watch::Sender<Option<String>>,
 }
 
 impl HostSink for Sink {
@@ -113,6 +116,9 @@ impl HostSink for Sink {
             },
         );
         tracing::info!(connection = %self.id, ?status, detail, "connection status");
+        if status == ConnectionStatus::Failed {
+            self.failed.send_replace(Some(detail.to_owned()));
+        }
         // Every transition to connected, reconnects too, is announced (as Ditto does).
         let ready = self.ready.load(std::sync::atomic::Ordering::Acquire);
         if ready
@@ -182,7 +188,9 @@ impl RunningConnection {
         }));
         let (inbound_tx, inbound_rx) = mpsc::channel(INBOUND_QUEUE);
         let ready = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (failed, failures) = tokio::sync::watch::channel(None);
         let sink = Arc::new(Sink {
+            failed,
             id: id.clone(),
             inbound: inbound_tx,
             status: Arc::clone(&status),
@@ -257,7 +265,13 @@ impl RunningConnection {
             metrics,
             log,
             status,
+            failures,
         })
+    }
+
+    /// Changes to `Some(detail)` when the adapter reports it failed for good.
+    pub fn failures(&self) -> tokio::sync::watch::Receiver<Option<String>> {
+        self.failures.clone()
     }
 
     pub fn status(&self) -> Status {

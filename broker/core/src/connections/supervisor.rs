@@ -161,11 +161,38 @@ impl Supervisor {
                 {
                     Ok(running) => {
                         shared.log.success("connection", "other", "opened");
+                        let mut failures = running.failures();
                         *shared
                             .running
                             .lock()
                             .unwrap_or_else(PoisonError::into_inner) = Some(running);
-                        return;
+                        attempt = 0;
+                        // An adapter that failed for good is closed and created again.
+                        let detail = loop {
+                            if failures.changed().await.is_err() {
+                                return;
+                            }
+                            if let Some(detail) = failures.borrow().clone() {
+                                break detail;
+                            }
+                        };
+                        tracing::warn!(connection = %spec.id, detail, "adapter failed: reopening");
+                        shared
+                            .log
+                            .failure("connection", "other", format!("failed: {detail}"));
+                        *shared
+                            .last_failure
+                            .lock()
+                            .unwrap_or_else(PoisonError::into_inner) = Some(detail);
+                        let failed = shared
+                            .running
+                            .lock()
+                            .unwrap_or_else(PoisonError::into_inner)
+                            .take();
+                        if let Some(failed) = failed {
+                            failed.close().await;
+                        }
+                        tokio::time::sleep(backoff.delay(attempt)).await;
                     }
                     Err(error) => {
                         let message = error
