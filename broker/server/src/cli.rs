@@ -47,6 +47,10 @@ pub enum Command {
     Check {
         /// The connection directory or file.
         path: PathBuf,
+        /// The adapter plugin directory: also warn where a connection's adapter is missing or
+        /// cannot settle what its sources consume.
+        #[arg(long)]
+        plugins: Option<PathBuf>,
     },
     /// Work with Ditto Protocol messages.
     Protocol {
@@ -94,7 +98,7 @@ pub enum ProtocolCommand {
 /// Runs a parsed command line, returning the process exit code.
 pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
-        Command::Check { path } => check_connections(&path),
+        Command::Check { path, plugins } => check_connections(&path, plugins.as_deref()),
         Command::Run {
             config,
             listen,
@@ -124,8 +128,10 @@ pub fn run(cli: Cli) -> ExitCode {
     }
 }
 
-fn check_connections(path: &Path) -> ExitCode {
-    use twinwire_core::connections::{load_dir, load_file, Severity};
+fn check_connections(path: &Path, plugin_dir: Option<&Path>) -> ExitCode {
+    use twinwire_core::connections::plugins::Plugins;
+    use twinwire_core::connections::{adapter_warnings, load_dir, load_file, Severity};
+    let plugins = plugin_dir.map(Plugins::load_dir);
     let env = |name: &str| std::env::var(name).ok();
     let loaded = if path.is_dir() {
         match load_dir(path, &env) {
@@ -144,6 +150,15 @@ fn check_connections(path: &Path) -> ExitCode {
             }
         }
     };
+    let mut loaded = loaded;
+    if let Some(plugins) = &plugins {
+        for file in &mut loaded {
+            if let Some(connection) = &file.connection {
+                let settles = plugins.settles(connection.connection_type.as_str());
+                file.problems.extend(adapter_warnings(connection, settles));
+            }
+        }
+    }
     let (mut errors, mut warnings) = (0, 0);
     for file in &loaded {
         for problem in &file.problems {

@@ -92,3 +92,26 @@ fn the_example_connection_is_valid() {
     let (code, out) = check(std::path::Path::new(dir));
     assert_eq!(code, 0, "{out}");
 }
+
+#[test]
+fn with_the_plugin_directory_missing_adapters_are_warned_of() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(dir.path().join("good.yaml"), GOOD).expect("write");
+    let plugins = tempfile::tempdir().expect("temp dir");
+    let output = Command::new(env!("CARGO_BIN_EXE_twinwire"))
+        .arg("check")
+        .arg(dir.path())
+        .arg("--plugins")
+        .arg(plugins.path())
+        .env("TWINWIRE_TEST_SECRET", "x")
+        .output()
+        .expect("twinwire check");
+    let out = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "warnings do not fail: {out}");
+    assert!(
+        out.contains(
+            "warning: connectionType: no adapter in the plugin directory serves 'amqp-091'"
+        ),
+        "{out}"
+    );
+}

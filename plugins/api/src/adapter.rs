@@ -374,6 +374,10 @@ pub trait Plugin: Adapter + Sized {
     /// The connection types it serves, e.g. `["mqtt", "mqtt-5"]`.
     const CONNECTION_TYPES: &'static [&'static str];
 
+    /// Whether it settles what its sources consume (its broker redelivers what it hands back).
+    /// An adapter whose transport acknowledges on receipt says `false`.
+    const SETTLES: bool = true;
+
     /// How to run the plugin's runtime for this configuration (ABI plugins only).
     fn runtime_config(config: &[u8]) -> RuntimeConfig {
         let _ = config;

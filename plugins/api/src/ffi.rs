@@ -50,6 +50,11 @@ pub const ABI_VERSION: u32 = 1;
 /// The host refuses a plugin without it: with `panic = "abort"` any plugin panic kills the host.
 pub const FLAG_PANIC_UNWIND: u32 = 1 << 0;
 
+/// `flags` bit: the adapter settles consumed messages (acknowledges, hands back for
+/// redelivery); without it, whatever a source consumes is acknowledged by its broker at once,
+/// and `twinwire check` warns of routes that request acknowledgements through it.
+pub const FLAG_SETTLES: u32 = 1 << 1;
+
 // Status codes (i32). Positive: a refusal the caller can act on; negative: a failure.
 /// Accepted / done.
 pub const TW_OK: i32 = 0;

@@ -58,7 +58,8 @@ impl StaticVTable {
         StaticVTable(TwAdapterV1 {
             abi_version,
             struct_size: ADAPTER_V1_SIZE,
-            flags: if unwind { FLAG_PANIC_UNWIND } else { 0 },
+            flags: (if unwind { FLAG_PANIC_UNWIND } else { 0 })
+                | (if T::SETTLES { FLAG_SETTLES } else { 0 }),
             name: TwBytes::new(T::NAME.as_bytes()),
             connection_types: types.as_ptr(),
             connection_type_count: types.len(),

@@ -243,6 +243,11 @@ impl PluginLibrary {
         &self.connection_types
     }
 
+    /// Whether its adapter settles consumed messages ([`FLAG_SETTLES`]).
+    pub fn settles(&self) -> bool {
+        self.vtable.0.flags & FLAG_SETTLES != 0
+    }
+
     /// The file it was loaded from.
     pub fn path(&self) -> &Path {
         &self.path

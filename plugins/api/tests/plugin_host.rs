@@ -58,6 +58,10 @@ fn load_reads_name_and_connection_types() {
     let library = echo_library();
     assert_eq!(library.name(), "echo");
     assert_eq!(library.connection_types(), ["echo", "loopback"]);
+    assert!(
+        library.settles(),
+        "Plugin::SETTLES defaults to true and crosses as FLAG_SETTLES"
+    );
     assert!(library.path().ends_with(format!(
         "libtwinwire_plugin_echo{}",
         std::env::consts::DLL_SUFFIX

@@ -32,4 +32,4 @@ pub mod validate;
 pub use load::{load_dir, load_file, LoadError, Loaded};
 pub use message::ExternalMessage;
 pub use model::Connection;
-pub use validate::{validate, Problem, Severity};
+pub use validate::{adapter_warnings, validate, Problem, Severity};

@@ -59,6 +59,12 @@ impl Plugins {
         types
     }
 
+    /// Whether the plugin serving a connection type settles consumed messages; `None` when no
+    /// plugin serves it.
+    pub fn settles(&self, connection_type: &str) -> Option<bool> {
+        self.by_type.get(connection_type).map(|l| l.settles())
+    }
+
     /// A factory creating each connection's adapter from the plugin serving its type.
     pub fn factory(&self) -> AdapterFactory {
         let by_type = self.by_type.clone();

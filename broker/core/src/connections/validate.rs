@@ -297,6 +297,30 @@ fn mapper_problem(field: String, error: &twinwire_protocol::DittoError) -> Probl
     problem
 }
 
+/// Warnings that need the adapter at hand: `settles` is whether the adapter serving the
+/// connection's type settles consumed messages (`None`: no adapter serves the type).
+pub fn adapter_warnings(c: &Connection, settles: Option<bool>) -> Vec<Problem> {
+    let mut out = Vec::new();
+    match settles {
+        None => out.push(Problem::warning(
+            "connectionType",
+            format!("no adapter in the plugin directory serves '{}'", c.connection_type),
+            "Put the adapter plugin for it into the plugin directory; the connection cannot open without one.",
+        )),
+        Some(false) => {
+            for (i, _) in c.sources.iter().enumerate() {
+                out.push(Problem::warning(
+                    format!("sources[{i}]"),
+                    format!("the adapter for '{}' cannot settle: its broker takes every message as delivered on receipt, so a failed command or acknowledgement loses it", c.connection_type),
+                    "Use an adapter that settles for at-least-once sources.",
+                ));
+            }
+        }
+        Some(true) => {}
+    }
+    out
+}
+
 /// A template must compile with what its location allows.
 fn template(
     out: &mut Vec<Problem>,
@@ -1004,6 +1028,20 @@ mod tests {
         v["sources"][0]["qos"] = json!(0);
         v["sources"][0]["acknowledgementRequests"] = json!({"includes": ["{{connection:id}}:x"]});
         assert!(fields(v).contains(&("sources[0].qos".into(), Severity::Warning)));
+    }
+
+    #[test]
+    fn adapters_that_cannot_settle_are_warned_of() {
+        let c = connection(base());
+        assert!(adapter_warnings(&c, Some(true)).is_empty());
+        let warnings = adapter_warnings(&c, Some(false));
+        assert_eq!(warnings.len(), 1);
+        assert_eq!(
+            (warnings[0].field.as_str(), warnings[0].severity),
+            ("sources[0]", Severity::Warning)
+        );
+        assert!(warnings[0].message.contains("cannot settle"));
+        assert_eq!(adapter_warnings(&c, None)[0].field, "connectionType");
     }
 
     #[test]
