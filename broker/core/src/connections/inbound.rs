@@ -102,7 +102,14 @@ pub struct InboundSource {
     /// it then goes.
     pub max_redeliveries: Option<u32>,
     pub dead_letter_target: Option<String>,
+    /// The source's qos: what its reply target publishes with (see [`QOS_HEADER`]).
+    qos: Option<u8>,
 }
+
+/// The header the broker asks an adapter for a qos by: the target's qos, or the source's for
+/// its reply target. An adapter lets a header mapped by the user (e.g. `mqtt.qos`) win, and
+/// sends no `twinwire-` header on.
+pub const QOS_HEADER: &str = "twinwire-qos";
 
 /// Where a source's responses go.
 pub struct ReplyTarget {
@@ -235,6 +242,7 @@ impl InboundSource {
             reply,
             max_redeliveries: source.max_redeliveries,
             dead_letter_target: source.dead_letter_target.clone(),
+            qos: source.qos,
         })
     }
 
@@ -275,6 +283,9 @@ impl InboundSource {
             if let Some(value) = template.resolve(&resolver).into_first() {
                 message.set_header(name.as_str(), value);
             }
+        }
+        if let Some(qos) = self.qos {
+            message.set_header(QOS_HEADER, qos.to_string());
         }
         message.address = address;
         Some(message)

@@ -3,7 +3,7 @@
 //! (added to the mapper's headers), and its address resolved per signal (the first value of a
 //! multi-valued placeholder; unresolved: dropped). Pure: compiled once per target.
 
-use super::inbound::{mappers, ConditionalMapper};
+use super::inbound::{mappers, ConditionalMapper, QOS_HEADER};
 use super::message::ExternalMessage;
 use super::model::{Connection, Target};
 use super::validate::resolve_connection_id;
@@ -88,6 +88,9 @@ impl OutboundTarget {
                 if let Some(value) = template.resolve(&resolver).into_first() {
                     message.set_header(name.as_str(), value);
                 }
+            }
+            if let Some(qos) = self.qos {
+                message.set_header(QOS_HEADER, qos.to_string());
             }
             message.address = address.clone();
         }
