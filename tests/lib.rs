@@ -555,3 +555,65 @@ impl PolicyCase {
         }
     }
 }
+
+/// Builds the cdylib of workspace package `package` and returns its file: by cargo itself
+/// (`$CARGO`, the one running the tests) with `--message-format=json`, which names the file,
+/// into `target_dir` (give each plugin test crate its own, under its `CARGO_TARGET_TMPDIR`: a
+/// cdylib's file name carries no hash, so a build of the shared target directory with other
+/// features could replace it while a test loads it). Release when the tests are. Panics (a test
+/// helper) when the build fails.
+pub fn build_plugin(package: &str, target_dir: &Path) -> PathBuf {
+    use std::process::Command;
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut command = Command::new(cargo);
+    command
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args([
+            "build",
+            "--message-format=json-render-diagnostics",
+            "-p",
+            package,
+        ])
+        .arg("--target-dir")
+        .arg(target_dir);
+    if !cfg!(debug_assertions) {
+        command.arg("--release");
+    }
+    let started = std::time::Instant::now();
+    let output = command.output().expect("run cargo to build a plugin");
+    assert!(
+        output.status.success(),
+        "building {package} failed ({}):\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let file = output
+        .stdout
+        .split(|b| *b == b'\n')
+        .filter_map(|line| serde_json::from_slice::<serde_json::Value>(line).ok())
+        .filter(|msg| msg["reason"] == "compiler-artifact")
+        .filter(|msg| {
+            msg["target"]["kind"]
+                .as_array()
+                .is_some_and(|kinds| kinds.iter().any(|k| k == "cdylib"))
+        })
+        .filter(|msg| {
+            msg["package_id"].as_str().is_some_and(|id| {
+                id.contains(&format!("#{package}@")) || id.starts_with(&format!("{package} "))
+            })
+        })
+        .find_map(|msg| {
+            msg["filenames"].as_array()?.iter().find_map(|f| {
+                f.as_str()
+                    .filter(|f| f.ends_with(std::env::consts::DLL_SUFFIX))
+                    .map(PathBuf::from)
+            })
+        })
+        .unwrap_or_else(|| panic!("cargo named no cdylib of {package}"));
+    eprintln!(
+        "{package} built in {:?}: {}",
+        started.elapsed(),
+        file.display()
+    );
+    file
+}

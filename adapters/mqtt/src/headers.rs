@@ -17,6 +17,9 @@ use twinwire_plugin::{Message, SendError};
 pub const SOURCE_HEADER: &str = "twinwire-source";
 /// The qos the broker asks for (the target's, or the source's for a reply).
 pub const QOS_HEADER: &str = "twinwire-qos";
+/// Set (`true`) on a message the server sent with the DUP flag: it may have been delivered
+/// before, and the broker does not apply a twin change of it twice.
+pub const REDELIVERED_HEADER: &str = "twinwire-redelivered";
 
 pub const TOPIC: &str = "mqtt.topic";
 pub const QOS: &str = "mqtt.qos";
@@ -42,6 +45,8 @@ pub struct Incoming {
     pub topic: String,
     pub qos: u8,
     pub retain: bool,
+    /// The DUP flag: sent before, on an earlier connection.
+    pub dup: bool,
     pub payload: Vec<u8>,
     /// MQTT 5 only.
     pub properties: Option<Properties>,
@@ -87,6 +92,9 @@ impl Incoming {
         headers.push((QOS.to_owned(), self.qos.to_string()));
         headers.push((RETAIN.to_owned(), self.retain.to_string()));
         headers.push((SOURCE_HEADER.to_owned(), source.to_string()));
+        if self.dup {
+            headers.push((REDELIVERED_HEADER.to_owned(), "true".to_owned()));
+        }
         Message::new(&self.topic, &headers, &self.payload)
     }
 }
@@ -180,6 +188,7 @@ mod tests {
             topic: "devices/t1".to_owned(),
             qos: 1,
             retain: false,
+            dup: true,
             payload: b"{}".to_vec(),
             properties: Some(Properties {
                 correlation_data: Some(b"c-1".to_vec()),
@@ -202,10 +211,12 @@ mod tests {
         assert_eq!(m.header(TOPIC), Some(&b"devices/t1"[..]));
         assert_eq!(m.header(QOS), Some(&b"1"[..]));
         assert_eq!(m.header(SOURCE_HEADER), Some(&b"1"[..]));
+        assert_eq!(m.header(REDELIVERED_HEADER), Some(&b"true"[..]));
         assert_eq!(m.headers().filter(|(n, _)| *n == b"mqtt.topic").count(), 1);
         // MQTT 3.1.1: only the pseudo-headers.
         let plain = Incoming {
             properties: None,
+            dup: false,
             ..incoming
         };
         assert_eq!(plain.to_message(0).header_count(), 4);

@@ -12,7 +12,6 @@
 use serde_json::{json, Value};
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
@@ -33,69 +32,13 @@ const WAIT: Duration = Duration::from_secs(10);
 const THING: &str = "org.eclipse.ditto:lamp";
 
 /// Builds the example plugin (once per process) and returns its library file.
-///
-/// By cargo itself (`$CARGO`, the one running these tests) with `--message-format=json`, which
-/// names the file, into a target directory of its own under `CARGO_TARGET_TMPDIR` (as the plugin
-/// API's tests do): a cdylib's file name carries no hash, so a build of the shared target
-/// directory with other features could replace it while a test loads it.
 fn plugin_file() -> &'static Path {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
     BUILT.get_or_init(|| {
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| env!("CARGO").into());
-        let target_dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("twinwire-example-plugin");
-        let mut command = Command::new(cargo);
-        command
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .args([
-                "build",
-                "--message-format=json-render-diagnostics",
-                "-p",
-                PACKAGE,
-            ])
-            .arg("--target-dir")
-            .arg(&target_dir);
-        if !cfg!(debug_assertions) {
-            command.arg("--release");
-        }
-        let started = Instant::now();
-        let output = command
-            .output()
-            .expect("run cargo to build the example plugin");
-        assert!(
-            output.status.success(),
-            "building {PACKAGE} failed ({}):\n{}",
-            output.status,
-            String::from_utf8_lossy(&output.stderr)
-        );
-        let file = output
-            .stdout
-            .split(|b| *b == b'\n')
-            .filter_map(|line| serde_json::from_slice::<Value>(line).ok())
-            .filter(|msg| msg["reason"] == "compiler-artifact")
-            .filter(|msg| {
-                msg["target"]["kind"]
-                    .as_array()
-                    .is_some_and(|kinds| kinds.iter().any(|k| k == "cdylib"))
-            })
-            .filter(|msg| {
-                msg["package_id"].as_str().is_some_and(|id| {
-                    id.contains(&format!("#{PACKAGE}@")) || id.starts_with(&format!("{PACKAGE} "))
-                })
-            })
-            .find_map(|msg| {
-                msg["filenames"].as_array()?.iter().find_map(|f| {
-                    f.as_str()
-                        .filter(|f| f.ends_with(std::env::consts::DLL_SUFFIX))
-                        .map(PathBuf::from)
-                })
-            })
-            .unwrap_or_else(|| panic!("cargo named no cdylib of {PACKAGE}"));
-        eprintln!(
-            "{PACKAGE} built in {:?}: {}",
-            started.elapsed(),
-            file.display()
-        );
-        file
+        twinwire_tests::build_plugin(
+            PACKAGE,
+            &Path::new(env!("CARGO_TARGET_TMPDIR")).join("twinwire-example-plugin"),
+        )
     })
 }
 

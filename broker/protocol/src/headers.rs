@@ -15,6 +15,10 @@ pub mod names {
     /// Internal: the connection or session a signal came from, so that it is not published
     /// back to it.
     pub const DITTO_ORIGIN: &str = "ditto-origin";
+    /// Internal (twinwire): the identity of the consumed message a connection's signal came
+    /// of, and whether it may be a redelivery, so that the thing's shard applies it once.
+    pub const DITTO_MESSAGE_KEY: &str = "ditto-twinwire-message-key";
+    pub const DITTO_REDELIVERED: &str = "ditto-twinwire-redelivered";
     pub const IF_MATCH: &str = "if-match";
     pub const IF_NONE_MATCH: &str = "if-none-match";
     pub const IF_EQUAL: &str = "if-equal";

@@ -24,7 +24,7 @@ use super::outbound::{Outbound, OutboundTarget};
 use super::subscriptions::{declared_labels, issuer, target_subscriptions, FirstMatch};
 use crate::routing::announcements::{connection_closed, connection_opened};
 use crate::routing::settlement::{Outcome, Settlement};
-use crate::routing::{Requester, Router};
+use crate::routing::{Consumed, Requester, Router};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -49,6 +49,11 @@ pub type AdapterFactory = Arc<
 /// The header an adapter names the source of a consumed message by (its index in `sources`);
 /// absent: the first source.
 pub const SOURCE_HEADER: &str = "twinwire-source";
+
+/// The header an adapter marks a consumed message by when its transport says it may have been
+/// delivered before (MQTT DUP, AMQP redelivered, Kafka consumed again after a rewind): a twin
+/// change it made then is not made again (see [`Consumed`]).
+pub const REDELIVERED_HEADER: &str = "twinwire-redelivered";
 
 /// How long closing waits for the targets to publish what is queued.
 const CLOSE_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
@@ -369,10 +374,18 @@ async fn inbound_loop(
         };
         metrics.source(index, Kind::Consumed, true);
         let settling = Arc::clone(&adapter);
+        let key = redelivery_key(&external);
+        let redelivered = external
+            .header(REDELIVERED_HEADER)
+            .is_some_and(|v| v.eq_ignore_ascii_case("true"))
+            || redeliveries
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .contains(&key);
         let poison = Poison {
             max: source.max_redeliveries,
             dead_letter: source.dead_letter_target.clone(),
-            key: redelivery_key(&external),
+            key,
             counts: Arc::clone(&redeliveries),
             message: external.clone(),
         };
@@ -425,10 +438,13 @@ async fn inbound_loop(
                 });
             }
             Mapped::Signals(signals) => {
-                for (signal, auth) in signals {
+                for (n, (signal, auth)) in signals.into_iter().enumerate() {
                     metrics.source(index, Kind::Mapped, true);
                     let copy = settlement.split();
-                    let requester = Requester::connection(id.clone(), auth);
+                    let requester = Requester::connection(id.clone(), auth).consumed(Consumed {
+                        key: signal_key(key, n),
+                        redelivered,
+                    });
                     let command_headers = signal.headers.clone();
                     let pending = router.submit(signal, &requester).await;
                     let adapter = Arc::clone(&adapter);
@@ -488,6 +504,14 @@ fn redelivery_key(message: &ExternalMessage) -> u64 {
     hasher.finish()
 }
 
+/// The key of the `n`th signal a message mapped to.
+fn signal_key(message: u64, n: usize) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    (message, n).hash(&mut hasher);
+    hasher.finish()
+}
+
 /// Poison handling (twinwire, beyond Ditto): a message handed back for redelivery more than
 /// `max` times is settled as permanent instead, and sent to the dead-letter address if there is
 /// one, with the reason in `twinwire-dead-letter-reason`.
@@ -500,21 +524,20 @@ struct Poison {
 }
 
 impl Poison {
+    /// Also remembers a message handed back for redelivery: its next copy is a redelivery.
     fn judge(self, outcome: Outcome) -> (Outcome, Option<ExternalMessage>) {
-        let Some(max) = self.max else {
-            return (outcome, None);
-        };
         let mut counts = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
         if !outcome.should_redeliver() {
             counts.pop(&self.key);
             return (outcome, None);
         }
         let count = counts.get(&self.key).copied().unwrap_or(0) + 1;
-        if count <= max {
+        if count <= self.max.unwrap_or(u32::MAX) {
             counts.put(self.key, count);
             return (outcome, None);
         }
         counts.pop(&self.key);
+        let max = self.max.unwrap_or(u32::MAX);
         let reason = format!("redelivered {max} times: {outcome}");
         tracing::warn!(reason, "poison message");
         let dead = self.dead_letter.map(|address| {

@@ -17,4 +17,4 @@ pub mod pubsub;
 pub mod router;
 pub mod settlement;
 
-pub use router::{Answer, Pending, Requester, Router};
+pub use router::{Answer, Consumed, Pending, Requester, Router};

@@ -42,6 +42,22 @@ pub struct Requester {
     pub origin: Origin,
     pub issuer: Option<AckIssuer>,
     pub auth: AuthContext,
+    /// The consumed message a connection's signal came of, so that a redelivered copy of it
+    /// is applied once (see [`Consumed`]).
+    pub consumed: Option<Consumed>,
+}
+
+/// The identity of a consumed message's signal: a key (the message's, and the signal's place
+/// among those it mapped to) and whether the message may have been handled before (the
+/// transport says it is redelivered, or the connection settled it as retryable before).
+///
+/// The thing's shard remembers the outcome of every twin change made by a keyed signal; a
+/// redelivered one whose key it remembers is not applied again: it is answered as the first
+/// time and its events are published again (for the acknowledgements the redelivery requests).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Consumed {
+    pub key: u64,
+    pub redelivered: bool,
 }
 
 impl Requester {
@@ -51,6 +67,7 @@ impl Requester {
             origin: Origin::Http,
             issuer: None,
             auth,
+            consumed: None,
         }
     }
 
@@ -60,6 +77,7 @@ impl Requester {
             origin: Origin::WebSocket,
             issuer: Some(AckIssuer::WebSocket(session.into())),
             auth,
+            consumed: None,
         }
     }
 
@@ -69,7 +87,14 @@ impl Requester {
             origin: Origin::Connection,
             issuer: Some(AckIssuer::Connection(id.into())),
             auth,
+            consumed: None,
         }
+    }
+
+    /// The same requester, for a signal of the consumed message `consumed`.
+    pub fn consumed(mut self, consumed: Consumed) -> Self {
+        self.consumed = Some(consumed);
+        self
     }
 
     fn origin_id(&self) -> Option<&str> {
@@ -215,6 +240,14 @@ impl Router {
         signal.headers.strip_internal_from_client();
         if let Some(origin) = from.origin_id() {
             signal.headers.insert(names::DITTO_ORIGIN, origin);
+        }
+        if let Some(consumed) = from.consumed {
+            signal
+                .headers
+                .insert(names::DITTO_MESSAGE_KEY, format!("{:016x}", consumed.key));
+            if consumed.redelivered {
+                signal.headers.insert(names::DITTO_REDELIVERED, true);
+            }
         }
         let is_twin_command = signal.topic.group == Group::Things
             && signal.topic.channel == Channel::Twin

@@ -119,6 +119,32 @@ pub(super) struct Shard {
     /// The other things in memory, as bytes. When full, the least recently used is dropped: the
     /// journal has it.
     compact: LruCache<ThingId, Compact>,
+    /// Changes made by signals of consumed messages, by thing and message key: a redelivered
+    /// copy is answered from here instead of applied again (see
+    /// [`Consumed`](crate::routing::Consumed)). In memory only: a restart forgets it.
+    applied: LruCache<(ThingId, u64), Applied>,
+}
+
+/// Changes remembered for redeliveries, per shard.
+const APPLIED_MEMORY: NonZeroUsize = match NonZeroUsize::new(8_192) {
+    Some(n) => n,
+    None => NonZeroUsize::MIN,
+};
+
+/// What a keyed signal's change answered and published.
+#[derive(Clone)]
+struct Applied {
+    status: u16,
+    value: Option<Value>,
+    event: Envelope,
+}
+
+/// The consumed message key a command carries, if any.
+fn message_key(envelope: &Envelope) -> Option<u64> {
+    envelope
+        .headers
+        .get_str(names::DITTO_MESSAGE_KEY)
+        .and_then(|k| u64::from_str_radix(&k, 16).ok())
 }
 
 /// The journal key of a thing.
@@ -141,6 +167,7 @@ impl Shard {
             appender: Appender::new(journal),
             things: LruCache::new(config.max_parsed),
             compact: LruCache::new(config.max_things),
+            applied: LruCache::new(APPLIED_MEMORY),
             config,
         }
     }
@@ -212,6 +239,14 @@ impl Shard {
             }
             (compiled, cached.last_append)
         };
+        let key = message_key(&envelope);
+        let redelivered =
+            envelope.headers.get(names::DITTO_REDELIVERED) == Some(&Value::Bool(true));
+        if let (Some(key), true) = (key, redelivered) {
+            if let Some(applied) = self.applied.get(&(id.clone(), key)).cloned() {
+                return self.replay(&envelope, &id, applied, compiled).await;
+            }
+        }
         let enforcer = compiled.as_deref().map(|c| &c.enforcer);
         let historical = envelope.headers.contains(names::AT_HISTORICAL_REVISION)
             || envelope.headers.contains(names::AT_HISTORICAL_TIMESTAMP);
@@ -342,9 +377,80 @@ impl Shard {
                 durable
             }
         };
+        if let Some(key) = key {
+            self.applied.put(
+                (id.clone(), key),
+                Applied {
+                    status: response.status.unwrap_or(200),
+                    value: response.value.clone(),
+                    event: published.clone(),
+                },
+            );
+        }
         Executed {
             response,
             events: vec![published],
+            durable,
+            policy,
+        }
+    }
+
+    /// A redelivered signal whose change was made before: answered as then, its event
+    /// published again (with this signal's headers: its requested acknowledgements), nothing
+    /// applied or journaled.
+    async fn replay(
+        &mut self,
+        envelope: &Envelope,
+        id: &ThingId,
+        applied: Applied,
+        policy: Option<Arc<Compiled>>,
+    ) -> Executed {
+        let response = envelope.response(applied.status, applied.value);
+        let mut event = applied.event;
+        event.headers = published_headers(envelope);
+        let want_thing = self.config.thing_after_events.load(Ordering::Relaxed);
+        let publisher = self.config.publisher.clone();
+        let (last_append, thing) = match self.load(id) {
+            Ok(cached) => (
+                cached.last_append,
+                want_thing
+                    .then(|| {
+                        let entity = &cached.entity;
+                        entity
+                            .thing
+                            .as_ref()
+                            .map(|t| Arc::new(t.to_json(entity.revision, false)))
+                    })
+                    .flatten(),
+            ),
+            Err(e) => return fail(envelope, e),
+        };
+        tracing::debug!(thing = %id, revision = event.revision, "redelivered change answered from memory");
+        let durable = self.appender.durable_through(last_append).await;
+        if let Some(publisher) = publisher {
+            // Durable already (the first delivery's answer waited for it); the publisher keeps
+            // the thing's order.
+            let (tell, told) = oneshot::channel();
+            let _ = tell.send(true);
+            let change = ThingChange {
+                events: vec![event.clone()],
+                policy: policy.clone(),
+                thing,
+            };
+            if publisher
+                .send(Queued {
+                    change,
+                    durable: told,
+                })
+                .await
+                .is_err()
+            {
+                tracing::warn!(thing = %id, "the event publisher stopped; event not published");
+            }
+        }
+        Executed {
+            response,
+            events: vec![event],
             durable,
             policy,
         }
