@@ -498,6 +498,11 @@ struct OwnMosquitto {
 
 impl OwnMosquitto {
     async fn start() -> OwnMosquitto {
+        OwnMosquitto::start_with(|_| String::new()).await
+    }
+
+    /// Starts one whose listener takes the lines `extra(dir)` adds (files go in `dir`).
+    async fn start_with(extra: impl FnOnce(&Path) -> String) -> OwnMosquitto {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("a free port")
@@ -505,8 +510,9 @@ impl OwnMosquitto {
         let dir = tempfile::tempdir().expect("temp dir");
         let conf = format!(
             "listener {port} 127.0.0.1\nallow_anonymous true\nuser root\npersistence true\n\
-             persistence_location {}/\nmax_queued_messages 10000\n",
-            dir.path().display()
+             persistence_location {}/\nmax_queued_messages 10000\n{}",
+            dir.path().display(),
+            extra(dir.path())
         );
         std::fs::write(dir.path().join("mosquitto.conf"), conf).expect("write the config");
         let mut own = OwnMosquitto {
@@ -834,4 +840,119 @@ async fn at_most_max_in_flight_messages_are_unsettled() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     devices.close().await;
+}
+
+/// A test CA and certificates it signed for the server (localhost, 127.0.0.1) and a client.
+struct Pki {
+    ca: String,
+    server: (String, String),
+    client: (String, String),
+}
+
+fn pki(name: &str) -> Pki {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+    let ca_key = KeyPair::generate().expect("key");
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("params");
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, format!("{name} test CA"));
+    let ca = ca_params.self_signed(&ca_key).expect("CA");
+    let signed = |names: Vec<String>| {
+        let key = KeyPair::generate().expect("key");
+        let cert = CertificateParams::new(names)
+            .expect("params")
+            .signed_by(&key, &ca, &ca_key)
+            .expect("signed");
+        (cert.pem(), key.serialize_pem())
+    };
+    Pki {
+        ca: ca.pem(),
+        server: signed(vec!["localhost".to_owned(), "127.0.0.1".to_owned()]),
+        client: signed(vec!["twinwire-client".to_owned()]),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_with_a_ca_and_a_client_certificate() {
+    let certs = pki("twinwire");
+    let server_files = certs.server.clone();
+    let ca = certs.ca.clone();
+    let server = OwnMosquitto::start_with(move |dir| {
+        for (file, text) in [("ca.pem", &ca), ("server.pem", &server_files.0), ("server.key", &server_files.1)] {
+            std::fs::write(dir.join(file), text).expect("write");
+        }
+        format!(
+            "cafile {0}/ca.pem\ncertfile {0}/server.pem\nkeyfile {0}/server.key\nrequire_certificate true\n",
+            dir.display()
+        )
+    })
+    .await;
+    let b = broker();
+    let u = unique();
+    let thing = format!("door-{u}");
+    let connection = |id: &str, ca: &str, client: Option<&(String, String)>| {
+        let mut c = json!({
+            "id": id, "connectionType": "mqtt", "connectionStatus": "open",
+            "uri": format!("ssl://localhost:{}", server.port), "ca": ca,
+            "specificConfig": {"clientId": format!("tw-{id}"), "reconnectMinDelay": "100ms", "reconnectMaxDelay": "500ms"},
+            "targets": [{"address": format!("tw/{u}/events/{{{{ thing:id }}}}"),
+                         "topics": ["_/_/things/twin/events"], "qos": 1,
+                         "authorizationContext": [SUBJECT],
+                         "issuedAcknowledgementLabel": "{{connection:id}}:published"}]
+        });
+        if let Some((cert, key)) = client {
+            c["credentials"] = json!({"type": "client-cert", "cert": cert, "key": key});
+        }
+        serde_json::from_value::<Connection>(c).expect("connection")
+    };
+    // With the CA and a client certificate: connected, and its publishes are acknowledged.
+    let id = format!("tls-{u}");
+    let running = RunningConnection::open(
+        connection(&id, &certs.ca, Some(&certs.client)),
+        b.router.clone(),
+        &b.factory,
+    )
+    .await
+    .expect("open");
+    wait_connected(&running).await;
+    b.create_thing(&thing).await;
+    let modify = Envelope::from_json(json!({
+        "topic": format!("{NAMESPACE}/{thing}/things/twin/commands/modify"),
+        "headers": {"requested-acks": [format!("{id}:published")], "timeout": "10s"},
+        "path": "/attributes/open", "value": true
+    }))
+    .expect("modify");
+    let answer = b
+        .router
+        .handle(modify, &Requester::http(auth(SUBJECT)))
+        .await;
+    let reply = answer.reply.expect("a reply");
+    assert_eq!(reply.status, Some(200), "{}", reply.to_json());
+    running.close().await;
+
+    // Without a client certificate, or trusting another CA: never connected, with the reason.
+    let other = pki("other");
+    for (name, ca, client) in [
+        ("nocert", certs.ca.as_str(), None),
+        ("wrongca", other.ca.as_str(), Some(&certs.client)),
+    ] {
+        let id = format!("{name}-{u}");
+        let running =
+            RunningConnection::open(connection(&id, ca, client), b.router.clone(), &b.factory)
+                .await
+                .expect("open");
+        tokio::time::sleep(Duration::from_millis(1_000)).await;
+        let status = running.status();
+        assert_eq!(
+            status.status,
+            ConnectionStatus::Disconnected,
+            "{name}: {status:?}"
+        );
+        assert!(
+            status.detail.contains("lost or refused"),
+            "{name}: {status:?}"
+        );
+        running.close().await;
+    }
 }

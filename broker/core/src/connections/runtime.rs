@@ -571,6 +571,11 @@ fn error_envelope(message: &ExternalMessage, error: &DittoError) -> Envelope {
     envelope
 }
 
+/// Sends of one target in flight at a time: handed to the adapter in order, confirmed in any
+/// order, acknowledged in order. A transport that confirms each send (MQTT qos 1, AMQP publisher
+/// confirms) would otherwise cap a target at one message per round trip.
+const TARGET_PIPELINE: usize = 256;
+
 async fn target_loop(
     id: String,
     target: OutboundTarget,
@@ -580,58 +585,108 @@ async fn target_loop(
     metrics: Arc<ConnectionMetrics>,
     log: Arc<ConnectionLog>,
 ) {
+    use futures_util::stream::{FuturesOrdered, StreamExt};
     let mut first = FirstMatch::new(1_024);
     let requester = Requester::connection(id.clone(), crate::auth::AuthContext::none());
-    while let Some(signal) = signals.recv().await {
-        if !first.first(&signal) {
-            continue;
+    let t = target.index();
+    let mut in_flight = FuturesOrdered::new();
+    let mut open = true;
+    while open || !in_flight.is_empty() {
+        // Completions first: each poll of `in_flight` also gives newly pushed sends their first
+        // poll, in push order, which hands them to the adapter in the order of the signals.
+        tokio::select! {
+            biased;
+            Some((signal, acknowledge, result)) = in_flight.next(), if !in_flight.is_empty() => {
+                acknowledge_sent(&target, &router, &requester, &metrics, t, &signal, acknowledge, result).await;
+            }
+            next = signals.recv(), if open && in_flight.len() < TARGET_PIPELINE => {
+                let Some(signal) = next else {
+                    open = false;
+                    continue;
+                };
+                if !first.first(&signal) {
+                    continue;
+                }
+                metrics.target(t, Kind::Dispatched, true);
+                let acknowledge = target.must_acknowledge(&signal);
+                let outbound = target.outbound(&signal);
+                let (adapter, metrics, log, id) =
+                    (Arc::clone(&adapter), Arc::clone(&metrics), Arc::clone(&log), id.clone());
+                in_flight.push_back(async move {
+                    let result = publish(&id, t, outbound, &signal, &*adapter, &metrics, &log).await;
+                    (signal, acknowledge, result)
+                });
+            }
         }
-        let t = target.index();
-        metrics.target(t, Kind::Dispatched, true);
-        let acknowledge = target.must_acknowledge(&signal);
-        let result = match target.outbound(&signal) {
-            Ok(Outbound::Publish(messages)) => {
-                let mut result = Ok(());
-                for message in &messages {
-                    match adapter.send(to_plugin(message)).await {
-                        Ok(()) => metrics.target(t, Kind::Published, true),
-                        Err(e) => {
-                            metrics.target(t, Kind::Published, false);
-                            log.record(
-                                "failure",
-                                "target",
-                                "published",
-                                e.to_string(),
-                                signal.headers.correlation_id().map(str::to_owned),
-                                Some(message.address.clone()),
-                            );
-                            tracing::warn!(connection = %id, target = target.index(), error = %e, "publishing failed");
-                            result =
-                                Err(twinwire_protocol::exceptions::connectivity::sending_failed(
-                                    &e.to_string(),
-                                ));
-                        }
+    }
+}
+
+/// Sends what a signal became for a target: `Ok(true)` once every message was sent,
+/// `Ok(false)` when nothing was to be sent.
+async fn publish(
+    id: &str,
+    t: usize,
+    outbound: Result<Outbound, DittoError>,
+    signal: &Envelope,
+    adapter: &dyn Adapter,
+    metrics: &ConnectionMetrics,
+    log: &ConnectionLog,
+) -> Result<bool, DittoError> {
+    match outbound {
+        Ok(Outbound::Publish(messages)) => {
+            let mut result = Ok(());
+            for message in &messages {
+                match adapter.send(to_plugin(message)).await {
+                    Ok(()) => metrics.target(t, Kind::Published, true),
+                    Err(e) => {
+                        metrics.target(t, Kind::Published, false);
+                        log.record(
+                            "failure",
+                            "target",
+                            "published",
+                            e.to_string(),
+                            signal.headers.correlation_id().map(str::to_owned),
+                            Some(message.address.clone()),
+                        );
+                        tracing::warn!(connection = %id, target = t, error = %e, "publishing failed");
+                        result = Err(twinwire_protocol::exceptions::connectivity::sending_failed(
+                            &e.to_string(),
+                        ));
                     }
                 }
-                result.map(|()| true)
             }
-            Ok(Outbound::Dropped(reason)) => {
-                metrics.target(t, Kind::Dropped, true);
-                tracing::debug!(connection = %id, target = target.index(), reason, "signal dropped");
-                Ok(false)
-            }
-            Err(error) => Err(error),
-        };
-        if !acknowledge {
-            continue;
+            result.map(|()| true)
         }
-        let Some(label) = &target.issued_label else {
-            continue;
-        };
-        let ack = acknowledgement(&signal, label, &result);
-        let answer = router.handle(ack, &requester).await;
-        metrics.target(t, Kind::Acknowledged, answer.reply.is_none());
+        Ok(Outbound::Dropped(reason)) => {
+            metrics.target(t, Kind::Dropped, true);
+            tracing::debug!(connection = %id, target = t, reason, "signal dropped");
+            Ok(false)
+        }
+        Err(error) => Err(error),
     }
+}
+
+/// Issues the target's acknowledgement of a sent signal when the signal requested it.
+#[allow(clippy::too_many_arguments)]
+async fn acknowledge_sent(
+    target: &OutboundTarget,
+    router: &Router,
+    requester: &Requester,
+    metrics: &ConnectionMetrics,
+    t: usize,
+    signal: &Envelope,
+    acknowledge: bool,
+    result: Result<bool, DittoError>,
+) {
+    if !acknowledge {
+        return;
+    }
+    let Some(label) = &target.issued_label else {
+        return;
+    };
+    let ack = acknowledgement(signal, label, &result);
+    let answer = router.handle(ack, requester).await;
+    metrics.target(t, Kind::Acknowledged, answer.reply.is_none());
 }
 
 /// The target's acknowledgement of a signal: 200 once sent; a weak 200 when nothing was sent
