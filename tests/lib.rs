@@ -617,3 +617,16 @@ pub fn build_plugin(package: &str, target_dir: &Path) -> PathBuf {
     );
     file
 }
+
+/// The Mosquitto server binary: on the PATH, or where Debian puts it (/usr/sbin, which is not on
+/// every user's PATH).
+pub fn mosquitto_binary() -> PathBuf {
+    let on_path = std::env::var_os("PATH").is_some_and(|path| {
+        std::env::split_paths(&path).any(|dir| dir.join("mosquitto").is_file())
+    });
+    if on_path {
+        PathBuf::from("mosquitto")
+    } else {
+        PathBuf::from("/usr/sbin/mosquitto")
+    }
+}

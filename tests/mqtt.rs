@@ -526,7 +526,7 @@ impl OwnMosquitto {
 
     /// Starts the server (again) and waits until it accepts connections.
     async fn resume(&mut self) {
-        let child = Command::new("mosquitto")
+        let child = Command::new(twinwire_tests::mosquitto_binary())
             .arg("-c")
             .arg(self.dir.path().join("mosquitto.conf"))
             .stdout(std::process::Stdio::null())

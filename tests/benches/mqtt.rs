@@ -86,7 +86,7 @@ fn start_server() -> Server {
         ),
     )
     .expect("config");
-    let child = std::process::Command::new("mosquitto")
+    let child = std::process::Command::new(twinwire_tests::mosquitto_binary())
         .arg("-c")
         .arg(&conf)
         .stdout(std::process::Stdio::null())
