@@ -360,10 +360,22 @@ async fn device_to_twin_to_target_with_twin_persisted_and_a_target_ack() {
     devices.close().await;
 }
 
-/// A connection-like subscriber of twin events that declares `label` and acknowledges each
-/// event requesting it, except the first (it "crashes" before acknowledging). Returns the
-/// revisions of the events it got that requested the label.
-fn flaky_acknowledger(router: &Router, id: &str, label: &str) -> mpsc::UnboundedReceiver<u64> {
+/// How a test acknowledger answers the events that request its label.
+enum Answering {
+    /// Not the first (it "crashes" before acknowledging), every later one.
+    AllButFirst,
+    /// Each once this says `true`.
+    WhenReleased(tokio::sync::watch::Receiver<bool>),
+}
+
+/// A connection-like subscriber `id` of twin events that declares `label` and acknowledges the
+/// events requesting it as `answering` says. Reports the revision of each such event.
+fn acknowledger(
+    router: &Router,
+    id: &str,
+    label: &str,
+    answering: Answering,
+) -> mpsc::UnboundedReceiver<u64> {
     router
         .acks()
         .declared()
@@ -371,7 +383,7 @@ fn flaky_acknowledger(router: &Router, id: &str, label: &str) -> mpsc::Unbounded
         .expect("declared");
     let (sender, mut events) = mpsc::channel(1024);
     let sub = Subscription::new(
-        SubscriberId::new(id, "checks"),
+        SubscriberId::new(id, "acks"),
         auth(SUBJECT),
         Kind::TwinEvents,
     );
@@ -394,17 +406,25 @@ fn flaky_acknowledger(router: &Router, id: &str, label: &str) -> mpsc::Unbounded
                 continue;
             }
             let _ = seen_tx.send(event.revision.unwrap_or(0));
-            if std::mem::take(&mut first) {
-                continue;
-            }
+            let released = match &answering {
+                Answering::AllButFirst if std::mem::take(&mut first) => continue,
+                Answering::AllButFirst => None,
+                Answering::WhenReleased(released) => Some(released.clone()),
+            };
             let ack = Envelope::from_json(json!({
                 "topic": format!("{}/{}/things/twin/acks/{label}", event.topic.namespace, event.topic.name),
                 "headers": {"correlation-id": event.headers.correlation_id().expect("correlation-id")},
-                "path": "/", "status": 200, "value": "checked"
+                "path": "/", "status": 200
             }))
             .expect("ack");
             let from = Requester::connection(id.clone(), auth(SUBJECT));
-            router.handle(ack, &from).await;
+            let router = router.clone();
+            tokio::spawn(async move {
+                if let Some(mut released) = released {
+                    let _ = released.wait_for(|r| *r).await;
+                }
+                router.handle(ack, &from).await;
+            });
         }
     });
     seen
@@ -416,7 +436,12 @@ async fn a_custom_ack_that_times_out_makes_the_server_redeliver_and_it_is_applie
     let u = unique();
     let thing = format!("valve-{u}");
     let label = format!("checker-{u}:checked");
-    let mut checks = flaky_acknowledger(&b.router, &format!("checker-{u}"), &label);
+    let mut checks = acknowledger(
+        &b.router,
+        &format!("checker-{u}"),
+        &label,
+        Answering::AllButFirst,
+    );
     let devices = b
         .open(devices_connection(
             &u,
@@ -739,63 +764,6 @@ async fn mqtt_5_malformed_payloads_and_unknown_things_get_errors_and_the_stream_
     devices.close().await;
 }
 
-/// A subscriber of twin events that declares `label` and holds its acknowledgements until
-/// `release` says so; it reports the revision of each event requesting the label.
-fn holding_acknowledger(
-    router: &Router,
-    id: &str,
-    label: &str,
-) -> (
-    mpsc::UnboundedReceiver<u64>,
-    tokio::sync::watch::Sender<bool>,
-) {
-    router
-        .acks()
-        .declared()
-        .declare_connection(id, &[label])
-        .expect("declared");
-    let (sender, mut events) = mpsc::channel(1024);
-    let sub = Subscription::new(
-        SubscriberId::new(id, "holds"),
-        auth(SUBJECT),
-        Kind::TwinEvents,
-    );
-    router
-        .subscribe(sub, Some(AckIssuer::Connection(id.to_owned())), sender)
-        .expect("subscribed");
-    let (seen_tx, seen) = mpsc::unbounded_channel();
-    let (release, released) = tokio::sync::watch::channel(false);
-    let router = router.clone();
-    let (id, label) = (id.to_owned(), label.to_owned());
-    tokio::spawn(async move {
-        while let Some(event) = events.recv().await {
-            let requested = event
-                .headers
-                .requested_acks()
-                .ok()
-                .flatten()
-                .unwrap_or_default();
-            if !requested.iter().any(|l| l.as_str() == label) {
-                continue;
-            }
-            let _ = seen_tx.send(event.revision.unwrap_or(0));
-            let ack = Envelope::from_json(json!({
-                "topic": format!("{}/{}/things/twin/acks/{label}", event.topic.namespace, event.topic.name),
-                "headers": {"correlation-id": event.headers.correlation_id().expect("correlation-id")},
-                "path": "/", "status": 200
-            }))
-            .expect("ack");
-            let from = Requester::connection(id.clone(), auth(SUBJECT));
-            let (router, mut released) = (router.clone(), released.clone());
-            tokio::spawn(async move {
-                let _ = released.wait_for(|r| *r).await;
-                router.handle(ack, &from).await;
-            });
-        }
-    });
-    (seen, release)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn at_most_max_in_flight_messages_are_unsettled() {
     const WINDOW: usize = 5;
@@ -804,7 +772,13 @@ async fn at_most_max_in_flight_messages_are_unsettled() {
     let u = unique();
     let thing = format!("pump-{u}");
     let label = format!("holder-{u}:held");
-    let (mut seen, release) = holding_acknowledger(&b.router, &format!("holder-{u}"), &label);
+    let (release, released) = tokio::sync::watch::channel(false);
+    let mut seen = acknowledger(
+        &b.router,
+        &format!("holder-{u}"),
+        &label,
+        Answering::WhenReleased(released),
+    );
     let devices = b
         .open(devices_connection(
             &u,
