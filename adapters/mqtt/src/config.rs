@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use percent_encoding::percent_decode_str;
 use serde_json::Value;
+use twinwire_plugin::settings::{text, Specific};
 
 /// The MQTT protocol version: connection type `mqtt` or `mqtt-5`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -104,7 +105,7 @@ impl Config {
             .as_str()
             .ok_or("mqtt: the connection has no uri")?;
         let parsed = Uri::parse(uri)?;
-        let specific = &connection["specificConfig"];
+        let specific = Specific::of("mqtt", &connection);
         let credentials = &connection["credentials"];
         let login = match credentials["type"].as_str() {
             Some("plain") => Some((
@@ -129,39 +130,46 @@ impl Config {
             .map(|sources| sources.iter().map(source).collect::<Result<Vec<_>, _>>())
             .transpose()?
             .unwrap_or_default();
-        let client_id = text(&specific["clientId"]).unwrap_or_else(|| id.clone());
+        let client_id = specific.text("clientId").unwrap_or_else(|| id.clone());
         if client_id.is_empty() {
             return Err("mqtt: the connection needs an id or specificConfig.clientId".to_owned());
         }
-        let publisher_id = flag(specific, "separatePublisherClient", false)?
-            .then(|| text(&specific["publisherId"]).unwrap_or_else(|| format!("{client_id}p")));
-        let clean_session = flag(specific, "cleanSession", false)?;
-        let last_will = text(&specific["lastWillTopic"])
+        let publisher_id = specific.flag("separatePublisherClient", false)?.then(|| {
+            specific
+                .text("publisherId")
+                .unwrap_or_else(|| format!("{client_id}p"))
+        });
+        let clean_session = specific.flag("cleanSession", false)?;
+        let last_will = specific
+            .text("lastWillTopic")
             .map(|topic| -> Result<LastWill, String> {
                 Ok(LastWill {
                     topic,
-                    qos: qos(&specific["lastWillQos"], "specificConfig.lastWillQos")?.unwrap_or(0),
-                    retain: flag(specific, "lastWillRetain", false)?,
-                    message: text(&specific["lastWillMessage"]).unwrap_or_default(),
+                    qos: qos(
+                        &connection["specificConfig"]["lastWillQos"],
+                        "specificConfig.lastWillQos",
+                    )?
+                    .unwrap_or(0),
+                    retain: specific.flag("lastWillRetain", false)?,
+                    message: specific.text("lastWillMessage").unwrap_or_default(),
                 })
             })
             .transpose()?;
-        let max_in_flight = number(specific, "maxInFlight", 100)?;
+        let max_in_flight = specific.number("maxInFlight", 100)?;
         if max_in_flight == 0 || max_in_flight > u64::from(u16::MAX) {
             return Err("mqtt: specificConfig.maxInFlight must be between 1 and 65535".to_owned());
         }
-        let redelivery_delay = duration(specific, "reconnectForRedeliveryDelay", secs(2))?;
+        let redelivery_delay = specific.duration("reconnectForRedeliveryDelay", secs(2))?;
         if redelivery_delay < secs(1) {
             return Err(
                 "mqtt: specificConfig.reconnectForRedeliveryDelay must be at least 1s".to_owned(),
             );
         }
-        let keep_alive = duration(specific, "keepAlive", secs(60))?;
+        let keep_alive = specific.duration("keepAlive", secs(60))?;
         if keep_alive > secs(u64::from(u16::MAX)) {
             return Err("mqtt: specificConfig.keepAlive must be at most 65535s".to_owned());
         }
-        let session_expiry = duration(
-            specific,
+        let session_expiry = specific.duration(
             "sessionExpiryInterval",
             if clean_session { secs(0) } else { secs(3600) },
         )?;
@@ -178,14 +186,14 @@ impl Config {
             keep_alive,
             clean_session,
             session_expiry,
-            reconnect_for_redelivery: flag(specific, "reconnectForRedelivery", true)?,
+            reconnect_for_redelivery: specific.flag("reconnectForRedelivery", true)?,
             reconnect_for_redelivery_delay: redelivery_delay,
             last_will,
             max_in_flight: max_in_flight as usize,
-            reconnect_min_delay: duration(specific, "reconnectMinDelay", secs(1))?,
-            reconnect_max_delay: duration(specific, "reconnectMaxDelay", secs(60))?,
-            publish_timeout: duration(specific, "publishTimeout", secs(30))?,
-            connect_timeout: duration(specific, "connectTimeout", secs(10))?,
+            reconnect_min_delay: specific.duration("reconnectMinDelay", secs(1))?,
+            reconnect_max_delay: specific.duration("reconnectMaxDelay", secs(60))?,
+            publish_timeout: specific.duration("publishTimeout", secs(30))?,
+            connect_timeout: specific.duration("connectTimeout", secs(10))?,
         })
     }
 
@@ -279,16 +287,6 @@ fn source(source: &Value) -> Result<Source, String> {
     })
 }
 
-/// A value Ditto may keep as text or as JSON: a string, a number or a boolean, as text.
-fn text(value: &Value) -> Option<String> {
-    match value {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        Value::Bool(b) => Some(b.to_string()),
-        _ => None,
-    }
-}
-
 fn qos(value: &Value, name: &str) -> Result<Option<u8>, String> {
     match text(value) {
         None => Ok(None),
@@ -299,52 +297,6 @@ fn qos(value: &Value, name: &str) -> Result<Option<u8>, String> {
             _ => Err(format!("mqtt: {name} must be 0, 1 or 2, not {q}")),
         },
     }
-}
-
-fn flag(specific: &Value, name: &str, default: bool) -> Result<bool, String> {
-    match text(&specific[name]).as_deref().map(str::trim) {
-        None => Ok(default),
-        Some("true") => Ok(true),
-        Some("false") => Ok(false),
-        Some(other) => Err(format!(
-            "mqtt: specificConfig.{name} must be true or false, not {other}"
-        )),
-    }
-}
-
-fn number(specific: &Value, name: &str, default: u64) -> Result<u64, String> {
-    match text(&specific[name]) {
-        None => Ok(default),
-        Some(n) => n
-            .trim()
-            .parse()
-            .map_err(|_| format!("mqtt: specificConfig.{name} must be a whole number, not {n}")),
-    }
-}
-
-/// A duration as Ditto writes them: `500ms`, `2s`, `1m`, `1h`; a bare number is seconds.
-fn duration(specific: &Value, name: &str, default: Duration) -> Result<Duration, String> {
-    let Some(raw) = text(&specific[name]) else {
-        return Ok(default);
-    };
-    parse_duration(raw.trim()).ok_or_else(|| {
-        format!(
-            "mqtt: specificConfig.{name} must be a duration like 500ms, 2s, 1m or 1h, not {raw}"
-        )
-    })
-}
-
-pub(crate) fn parse_duration(raw: &str) -> Option<Duration> {
-    let split = raw.find(|c: char| !c.is_ascii_digit()).unwrap_or(raw.len());
-    let (digits, unit) = raw.split_at(split);
-    let n: u64 = digits.parse().ok()?;
-    Some(match unit.trim() {
-        "ms" => Duration::from_millis(n),
-        "" | "s" => Duration::from_secs(n),
-        "m" => Duration::from_secs(n.checked_mul(60)?),
-        "h" => Duration::from_secs(n.checked_mul(3600)?),
-        _ => return None,
-    })
 }
 
 /// Whether the topic filter `filter` (with `+` and `#`) matches `topic` (MQTT 4.7).
@@ -456,7 +408,5 @@ mod tests {
         assert!(!topic_matches("#", "$SYS/x"));
         assert!(topic_matches("a/b", "a/b"));
         assert!(!topic_matches("a/b", "a/b/c"));
-        assert_eq!(parse_duration("1m"), Some(secs(60)));
-        assert_eq!(parse_duration("x"), None);
     }
 }

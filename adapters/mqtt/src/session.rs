@@ -16,7 +16,6 @@
 //! behind it, so a route whose settlement waits for one of our own publishes cannot deadlock.
 
 use std::collections::VecDeque;
-use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
@@ -414,18 +413,11 @@ async fn tick_loop(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
     }
 }
 
-/// The wait before reconnection attempt `failures` (0-based): doubling from the minimum to the
-/// maximum delay, plus up to a fifth of jitter.
+/// The wait before reconnection attempt `failures` (0-based).
 fn backoff(config: &Config, failures: u32) -> Duration {
-    let base = config
-        .reconnect_min_delay
-        .saturating_mul(2u32.saturating_pow(failures.min(20)))
-        .min(config.reconnect_max_delay);
-    let range = (base.as_millis() / 5) as u64;
-    let jitter = if range == 0 {
-        0
-    } else {
-        std::collections::hash_map::RandomState::new().hash_one(Instant::now()) % range
-    };
-    base + Duration::from_millis(jitter)
+    twinwire_plugin::settings::backoff(
+        config.reconnect_min_delay,
+        config.reconnect_max_delay,
+        failures,
+    )
 }

@@ -62,6 +62,8 @@ pub mod host;
 mod adapter;
 mod gate;
 mod message;
+#[cfg(feature = "settings")]
+pub mod settings;
 
 pub use adapter::{
     Adapter, BatchDelivery, ConnectionStatus, Delivery, Host, HostSink, Inbound, LogLevel, Outcome,
