@@ -5,134 +5,19 @@
 //! Every test works under a topic prefix and client IDs of its own, so the tests can share the
 //! server and run at the same time.
 
-use serde_json::{json, Value};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
+mod support;
 
-use std::sync::{Arc, OnceLock};
+use serde_json::{json, Value};
+use std::path::Path;
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
+use support::*;
 use tokio::sync::mpsc;
-use twinwire_core::auth::AuthContext;
 use twinwire_core::connections::model::Connection;
-use twinwire_core::connections::plugins::Plugins;
-use twinwire_core::connections::runtime::{AdapterFactory, RunningConnection};
-use twinwire_core::journal::{Journal, JournalConfig, RedbStore};
-use twinwire_core::routing::acks::AckIssuer;
-use twinwire_core::routing::pubsub::{Kind, SubscriberId, Subscription};
-use twinwire_core::routing::{Requester, Router};
-use twinwire_core::things::EngineConfig;
+use twinwire_core::connections::runtime::RunningConnection;
+use twinwire_core::routing::Requester;
 use twinwire_plugin::ConnectionStatus;
 use twinwire_protocol::Envelope;
-
-const WAIT: Duration = Duration::from_secs(20);
-const NAMESPACE: &str = "org.eclipse.ditto";
-const SUBJECT: &str = "integration:devices";
-
-/// The plugin directory: the MQTT adapter built once per process and copied in.
-fn plugin_dir() -> &'static Path {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let base = Path::new(env!("CARGO_TARGET_TMPDIR")).join("twinwire-mqtt-plugin");
-        let file = twinwire_tests::build_plugin("twinwire-adapter-mqtt", &base.join("target"));
-        let dir = base.join(format!("plugins-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("plugin dir");
-        let name = file.file_name().expect("a file name");
-        std::fs::copy(&file, dir.join(name)).expect("copy the plugin");
-        dir
-    })
-}
-
-struct Broker {
-    router: Router,
-    factory: AdapterFactory,
-    _dir: tempfile::TempDir,
-}
-
-fn broker() -> Broker {
-    let plugins = Plugins::load_dir(plugin_dir());
-    assert_eq!(plugins.types(), ["mqtt", "mqtt-5"]);
-    assert_eq!(plugins.settles("mqtt"), Some(true));
-    let dir = tempfile::tempdir().expect("temp dir");
-    let store = RedbStore::open(dir.path()).expect("store");
-    let journal = Journal::start(Arc::new(store), JournalConfig::default()).expect("journal");
-    let router = Router::start(
-        journal,
-        EngineConfig {
-            shards: 2,
-            ..EngineConfig::default()
-        },
-    );
-    Broker {
-        router,
-        factory: plugins.factory(),
-        _dir: dir,
-    }
-}
-
-fn unique() -> String {
-    uuid::Uuid::new_v4().simple().to_string()[..12].to_owned()
-}
-
-fn auth(subject: &str) -> AuthContext {
-    AuthContext::new([subject]).expect("subject")
-}
-
-impl Broker {
-    /// Opens a connection and waits until its adapter is connected.
-    async fn open(&self, connection: Value) -> RunningConnection {
-        let connection: Connection = serde_json::from_value(connection).expect("connection");
-        let running = RunningConnection::open(connection, self.router.clone(), &self.factory)
-            .await
-            .expect("open the connection");
-        wait_connected(&running).await;
-        running
-    }
-
-    /// Creates `thing` with a policy letting the devices read and write it.
-    async fn create_thing(&self, thing: &str) {
-        let create = Envelope::from_json(json!({
-            "topic": format!("{NAMESPACE}/{thing}/things/twin/commands/create"), "path": "/",
-            "value": {"attributes": {"on": false}, "_policy": {"entries": {"devices": {
-                "subjects": {SUBJECT: {"type": "t"}},
-                "resources": {"thing:/": {"grant": ["READ", "WRITE"], "revoke": []},
-                              "policy:/": {"grant": ["READ", "WRITE"], "revoke": []}}}}}}
-        }))
-        .expect("create");
-        let created = self
-            .router
-            .handle(create, &Requester::http(auth(SUBJECT)))
-            .await;
-        assert_eq!(created.reply.expect("a reply").status, Some(201));
-    }
-
-    /// The thing as stored.
-    async fn thing(&self, thing: &str) -> Value {
-        let retrieve = Envelope::from_json(json!({
-            "topic": format!("{NAMESPACE}/{thing}/things/twin/commands/retrieve"), "path": "/",
-            "fields": "attributes,_revision"
-        }))
-        .expect("retrieve");
-        let answer = self
-            .router
-            .handle(retrieve, &Requester::http(auth(SUBJECT)))
-            .await;
-        let reply = answer.reply.expect("a reply");
-        assert_eq!(reply.status, Some(200), "{:?}", reply.to_json());
-        reply.value.expect("the thing")
-    }
-}
-
-async fn wait_connected(running: &RunningConnection) {
-    let started = Instant::now();
-    while running.status().status != ConnectionStatus::Connected {
-        assert!(
-            started.elapsed() < WAIT,
-            "not connected: {:?}",
-            running.status()
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
 
 /// A device: an MQTT 3.1.1 client subscribed to some topics, its messages in a queue.
 struct Device {
@@ -243,14 +128,6 @@ impl Drop for Device {
     }
 }
 
-fn modify(thing: &str, path: &str, value: Value, headers: Value) -> String {
-    json!({
-        "topic": format!("{NAMESPACE}/{thing}/things/twin/commands/modify"),
-        "headers": headers, "path": path, "value": value
-    })
-    .to_string()
-}
-
 /// The devices' connection: commands from `tw/<u>/commands/#`, replies to the reply-to header.
 fn devices_connection(u: &str, port: u16, acks: Value, specific: Value) -> Value {
     let mut specific = specific;
@@ -273,7 +150,7 @@ fn devices_connection(u: &str, port: u16, acks: Value, specific: Value) -> Value
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn device_to_twin_to_target_with_twin_persisted_and_a_target_ack() {
-    let b = broker();
+    let b = broker("twinwire-adapter-mqtt", &["mqtt", "mqtt-5"]);
     let u = unique();
     let thing = format!("lamp-{u}");
     // The target is another connection's: a connection never gets the events it caused.
@@ -360,79 +237,9 @@ async fn device_to_twin_to_target_with_twin_persisted_and_a_target_ack() {
     devices.close().await;
 }
 
-/// How a test acknowledger answers the events that request its label.
-enum Answering {
-    /// Not the first (it "crashes" before acknowledging), every later one.
-    AllButFirst,
-    /// Each once this says `true`.
-    WhenReleased(tokio::sync::watch::Receiver<bool>),
-}
-
-/// A connection-like subscriber `id` of twin events that declares `label` and acknowledges the
-/// events requesting it as `answering` says. Reports the revision of each such event.
-fn acknowledger(
-    router: &Router,
-    id: &str,
-    label: &str,
-    answering: Answering,
-) -> mpsc::UnboundedReceiver<u64> {
-    router
-        .acks()
-        .declared()
-        .declare_connection(id, &[label])
-        .expect("declared");
-    let (sender, mut events) = mpsc::channel(1024);
-    let sub = Subscription::new(
-        SubscriberId::new(id, "acks"),
-        auth(SUBJECT),
-        Kind::TwinEvents,
-    );
-    router
-        .subscribe(sub, Some(AckIssuer::Connection(id.to_owned())), sender)
-        .expect("subscribed");
-    let (seen_tx, seen) = mpsc::unbounded_channel();
-    let router = router.clone();
-    let (id, label) = (id.to_owned(), label.to_owned());
-    tokio::spawn(async move {
-        let mut first = true;
-        while let Some(event) = events.recv().await {
-            let requested = event
-                .headers
-                .requested_acks()
-                .ok()
-                .flatten()
-                .unwrap_or_default();
-            if !requested.iter().any(|l| l.as_str() == label) {
-                continue;
-            }
-            let _ = seen_tx.send(event.revision.unwrap_or(0));
-            let released = match &answering {
-                Answering::AllButFirst if std::mem::take(&mut first) => continue,
-                Answering::AllButFirst => None,
-                Answering::WhenReleased(released) => Some(released.clone()),
-            };
-            let ack = Envelope::from_json(json!({
-                "topic": format!("{}/{}/things/twin/acks/{label}", event.topic.namespace, event.topic.name),
-                "headers": {"correlation-id": event.headers.correlation_id().expect("correlation-id")},
-                "path": "/", "status": 200
-            }))
-            .expect("ack");
-            let from = Requester::connection(id.clone(), auth(SUBJECT));
-            let router = router.clone();
-            tokio::spawn(async move {
-                if let Some(mut released) = released {
-                    let _ = released.wait_for(|r| *r).await;
-                }
-                router.handle(ack, &from).await;
-            });
-        }
-    });
-    seen
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_custom_ack_that_times_out_makes_the_server_redeliver_and_it_is_applied_once() {
-    let b = broker();
+    let b = broker("twinwire-adapter-mqtt", &["mqtt", "mqtt-5"]);
     let u = unique();
     let thing = format!("valve-{u}");
     let label = format!("checker-{u}:checked");
@@ -594,7 +401,7 @@ impl Drop for OwnMosquitto {
 async fn mosquitto_stopped_and_started_mid_stream_loses_no_qos_1_message() {
     const MESSAGES: usize = 300;
     let mut server = OwnMosquitto::start().await;
-    let b = broker();
+    let b = broker("twinwire-adapter-mqtt", &["mqtt", "mqtt-5"]);
     let u = unique();
     let thing = format!("meter-{u}");
     let devices = b
@@ -667,7 +474,7 @@ async fn reply5(
 async fn mqtt_5_malformed_payloads_and_unknown_things_get_errors_and_the_stream_goes_on() {
     use rumqttc::v5::mqttbytes::v5::{Packet, PublishProperties};
     use rumqttc::v5::mqttbytes::QoS;
-    let b = broker();
+    let b = broker("twinwire-adapter-mqtt", &["mqtt", "mqtt-5"]);
     let u = unique();
     let thing = format!("sensor-{u}");
     let mut connection = devices_connection(&u, 1883, json!([]), json!({}));
@@ -768,7 +575,7 @@ async fn mqtt_5_malformed_payloads_and_unknown_things_get_errors_and_the_stream_
 async fn at_most_max_in_flight_messages_are_unsettled() {
     const WINDOW: usize = 5;
     const MESSAGES: usize = 20;
-    let b = broker();
+    let b = broker("twinwire-adapter-mqtt", &["mqtt", "mqtt-5"]);
     let u = unique();
     let thing = format!("pump-{u}");
     let label = format!("holder-{u}:held");
@@ -862,7 +669,7 @@ async fn tls_with_a_ca_and_a_client_certificate() {
         )
     })
     .await;
-    let b = broker();
+    let b = broker("twinwire-adapter-mqtt", &["mqtt", "mqtt-5"]);
     let u = unique();
     let thing = format!("door-{u}");
     let connection = |id: &str, ca: &str, client: Option<&(String, String)>| {
