@@ -154,6 +154,8 @@ pub enum Answering {
     AllButFirst,
     /// Each once this says `true`.
     WhenReleased(tokio::sync::watch::Receiver<bool>),
+    /// Each after this long (a slow consumer).
+    After(Duration),
 }
 
 /// A connection-like subscriber `id` of twin events that declares `label` and acknowledges the
@@ -194,10 +196,11 @@ pub fn acknowledger(
                 continue;
             }
             let _ = seen_tx.send(event.revision.unwrap_or(0));
-            let released = match &answering {
+            let (released, delay) = match &answering {
                 Answering::AllButFirst if std::mem::take(&mut first) => continue,
-                Answering::AllButFirst => None,
-                Answering::WhenReleased(released) => Some(released.clone()),
+                Answering::AllButFirst => (None, Duration::ZERO),
+                Answering::WhenReleased(released) => (Some(released.clone()), Duration::ZERO),
+                Answering::After(delay) => (None, *delay),
             };
             let ack = Envelope::from_json(json!({
                 "topic": format!("{}/{}/things/twin/acks/{label}", event.topic.namespace, event.topic.name),
@@ -211,6 +214,7 @@ pub fn acknowledger(
                 if let Some(mut released) = released {
                     let _ = released.wait_for(|r| *r).await;
                 }
+                tokio::time::sleep(delay).await;
                 router.handle(ack, &from).await;
             });
         }
