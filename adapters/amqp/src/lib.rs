@@ -48,9 +48,10 @@ use headers::Outgoing;
 struct Shared {
     config: Config,
     host: Host,
-    /// The channel publishes go on (confirm mode), while connected. The lock also keeps
-    /// publishes in the order they were handed over.
-    publisher: tokio::sync::Mutex<Option<Channel>>,
+    /// The channel publishes go on (confirm mode), while connected. A plain lock, never held
+    /// across an await: a send hands its frames to lapin in its first poll, so sends polled in
+    /// order go out in order.
+    publisher: Mutex<Option<Channel>>,
     connected: watch::Sender<bool>,
     /// Deliveries handed to the broker and not settled, by settle token.
     unsettled: Mutex<HashMap<u64, Acker>>,
@@ -62,6 +63,12 @@ impl Shared {
     fn log(&self, level: LogLevel, text: &str) {
         self.host
             .log(level, &format!("amqp-091 {}: {text}", self.config.id));
+    }
+
+    fn publisher(&self) -> std::sync::MutexGuard<'_, Option<Channel>> {
+        self.publisher
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     fn unsettled(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Acker>> {
@@ -84,7 +91,7 @@ impl Amqp {
         let shared = Arc::new(Shared {
             config,
             host,
-            publisher: tokio::sync::Mutex::new(None),
+            publisher: Mutex::new(None),
             connected: watch::channel(false).0,
             unsettled: Mutex::new(HashMap::new()),
             tokens: AtomicU64::new(0),
@@ -110,9 +117,12 @@ impl Adapter for Amqp {
         let out = Outgoing::from_message(&message)?;
         let deadline = tokio::time::Instant::now() + shared.config.publish_timeout;
         let mut connected = shared.connected.subscribe();
-        let confirm = loop {
+        let channel = loop {
             if shared.closing.load(Ordering::Acquire) {
                 return Err(SendError::Closed);
+            }
+            if let Some(channel) = shared.publisher().clone() {
+                break channel;
             }
             if tokio::time::timeout_at(deadline, connected.wait_for(|c| *c))
                 .await
@@ -122,29 +132,20 @@ impl Adapter for Amqp {
                     "not connected to the AMQP broker".to_owned(),
                 ));
             }
-            let publisher = shared.publisher.lock().await;
-            let Some(channel) = publisher.as_ref() else {
-                continue; // lost meanwhile
-            };
-            let published = channel
-                .basic_publish(
-                    out.exchange.as_str().into(),
-                    out.routing_key.as_str().into(),
-                    BasicPublishOptions {
-                        mandatory: true,
-                        immediate: false,
-                    },
-                    message.payload(),
-                    out.properties.clone(),
-                )
-                .await;
-            match published {
-                Ok(confirm) => break confirm,
-                Err(e) => {
-                    return Err(SendError::Retryable(format!("publishing failed: {e}")));
-                }
-            }
         };
+        let confirm = channel
+            .basic_publish(
+                out.exchange.as_str().into(),
+                out.routing_key.as_str().into(),
+                BasicPublishOptions {
+                    mandatory: true,
+                    immediate: false,
+                },
+                message.payload(),
+                out.properties.clone(),
+            )
+            .await
+            .map_err(|e| SendError::Retryable(format!("publishing failed: {e}")))?;
         match tokio::time::timeout_at(deadline, confirm).await {
             Err(_) => Err(SendError::Retryable(
                 "RabbitMQ did not confirm the publish in time".to_owned(),
@@ -230,7 +231,7 @@ async fn run(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
             ended = serve(&shared, &mut served) => ended,
         };
         // Whatever was not settled goes back to the queue with the channel.
-        *shared.publisher.lock().await = None;
+        *shared.publisher() = None;
         shared.connected.send_replace(false);
         let dropped = std::mem::take(&mut *shared.unsettled()).len();
         match ended {
@@ -326,7 +327,7 @@ async fn serve(shared: &Shared, served: &mut bool) -> Ended {
             return Ended::Lost(format!("setting up the channels failed: {e}"));
         }
     };
-    *shared.publisher.lock().await = Some(publisher);
+    *shared.publisher() = Some(publisher);
     shared.connected.send_replace(true);
     *served = true;
     shared.host.status(

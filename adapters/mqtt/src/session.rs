@@ -129,10 +129,15 @@ impl Session {
         let shared = &self.shared;
         let out = Outgoing::from_message(message)?;
         let deadline = tokio::time::Instant::now() + shared.config.publish_timeout;
-        let _permit = tokio::time::timeout_at(deadline, shared.window.acquire())
-            .await
-            .map_err(|_| SendError::Retryable("too many publishes wait for the server".into()))?
-            .map_err(|_| SendError::Closed)?;
+        // The first poll must hand the publish over when it can (sends polled in order go out
+        // in order): the tokio primitives only when the fast path fails, as they may yield.
+        let _permit = match shared.window.try_acquire() {
+            Ok(permit) => permit,
+            Err(_) => tokio::time::timeout_at(deadline, shared.window.acquire())
+                .await
+                .map_err(|_| SendError::Retryable("too many publishes wait for the server".into()))?
+                .map_err(|_| SendError::Closed)?,
+        };
         let mut connected = shared.connected.subscribe();
         let (done, result) = oneshot::channel();
         let mut done = Some(done);
@@ -140,9 +145,10 @@ impl Session {
             if shared.closing.load(Ordering::Acquire) {
                 return Err(SendError::Closed);
             }
-            if tokio::time::timeout_at(deadline, connected.wait_for(|c| *c))
-                .await
-                .is_err()
+            if !*connected.borrow()
+                && tokio::time::timeout_at(deadline, connected.wait_for(|c| *c))
+                    .await
+                    .is_err()
             {
                 return Err(SendError::Retryable(format!(
                     "not connected to {}:{}",
