@@ -18,6 +18,8 @@ use serde_json::{json, Value};
 use std::process::Command;
 use std::time::{Duration, Instant};
 use support::*;
+use twinwire_core::routing::Requester;
+use twinwire_protocol::Envelope;
 
 const AMQP: &str = "amqp://guest:guest@127.0.0.1:5672";
 
@@ -401,6 +403,73 @@ async fn malformed_payloads_get_errors_on_reply_to_and_the_stream_goes_on() {
     assert_eq!(b.thing(&thing).await["attributes"]["on"], true);
     devices.close().await;
     client.delete(&[&commands, &replies]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_publish_to_a_missing_exchange_fails_and_the_next_one_goes_out() {
+    let b = broker_amqp();
+    let u = unique();
+    let client = Client::connect("/").await;
+    // Each thing's events go to the exchange named like the thing: one exists, one does not.
+    let (exchange, missing, events) = (
+        format!("tw-{u}-events"),
+        format!("tw-{u}-nowhere"),
+        format!("tw-{u}-events-out"),
+    );
+    client.exchange_with_queue(&exchange, &events).await;
+    let events_connection = b
+        .open(json!({
+            "id": format!("events-{u}"), "connectionType": "amqp-091", "connectionStatus": "open",
+            "uri": format!("{AMQP}/%2f"),
+            "targets": [{"address": "{{ thing:name }}/{{ thing:id }}",
+                         "topics": ["_/_/things/twin/events"],
+                         "authorizationContext": [SUBJECT],
+                         "issuedAcknowledgementLabel": "{{connection:id}}:published"}]
+        }))
+        .await;
+    b.create_thing(&missing).await;
+    b.create_thing(&exchange).await;
+    let mut events_in = client.read(&events).await;
+    let modify = |thing: &str| {
+        Envelope::from_json(json!({
+            "topic": format!("{NAMESPACE}/{thing}/things/twin/commands/modify"),
+            "headers": {"requested-acks": [format!("events-{u}:published")], "timeout": "10s"},
+            "path": "/attributes/open", "value": true
+        }))
+        .expect("modify")
+    };
+    // RabbitMQ closes the channel of a publish to a missing exchange: the ack fails.
+    let answer = b
+        .router
+        .handle(modify(&missing), &Requester::http(auth(SUBJECT)))
+        .await;
+    let reply = answer.reply.expect("a reply");
+    let status = reply
+        .value
+        .as_ref()
+        .map(|v| v[format!("events-{u}:published")]["status"].clone());
+    assert_eq!(reply.status, Some(503), "{}", reply.to_json());
+    assert_eq!(status, Some(json!(503)), "{}", reply.to_json());
+    // A new publishing channel takes the next one.
+    let answer = b
+        .router
+        .handle(modify(&exchange), &Requester::http(auth(SUBJECT)))
+        .await;
+    let reply = answer.reply.expect("a reply");
+    assert_eq!(reply.status, Some(200), "{}", reply.to_json());
+    // The attribute is new: an attribute-created event.
+    loop {
+        let (_, event) = next(&mut events_in, "the event").await;
+        if event["path"] == "/attributes/open" {
+            assert_eq!(
+                event["topic"],
+                format!("{NAMESPACE}/{exchange}/things/twin/events/created")
+            );
+            break;
+        }
+    }
+    events_connection.close().await;
+    client.delete(&[&events]).await;
 }
 
 /// Runs `rabbitmqctl` with `args`; panics (a test helper) when it fails.

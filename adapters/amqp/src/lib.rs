@@ -57,6 +57,11 @@ struct Shared {
     unsettled: Mutex<HashMap<u64, Acker>>,
     tokens: AtomicU64,
     closing: AtomicBool,
+    /// A publish failed on the channel (RabbitMQ closes a channel on e.g. a missing exchange):
+    /// the publishing channel is opened again.
+    broken: tokio::sync::Notify,
+    /// The publishing channel was replaced (or dropped): sends waiting for it look again.
+    replaced: tokio::sync::Notify,
 }
 
 impl Shared {
@@ -69,6 +74,11 @@ impl Shared {
         self.publisher
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn set_publisher(&self, channel: Option<Channel>) {
+        *self.publisher() = channel;
+        self.replaced.notify_waiters();
     }
 
     fn unsettled(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Acker>> {
@@ -96,6 +106,8 @@ impl Amqp {
             unsettled: Mutex::new(HashMap::new()),
             tokens: AtomicU64::new(0),
             closing: AtomicBool::new(false),
+            broken: tokio::sync::Notify::new(),
+            replaced: tokio::sync::Notify::new(),
         });
         shared
             .host
@@ -121,13 +133,23 @@ impl Adapter for Amqp {
             if shared.closing.load(Ordering::Acquire) {
                 return Err(SendError::Closed);
             }
-            if let Some(channel) = shared.publisher().clone() {
-                break channel;
-            }
-            if tokio::time::timeout_at(deadline, connected.wait_for(|c| *c))
-                .await
-                .is_err()
-            {
+            // Registered before the channel is looked at, so a replacement is not missed.
+            let replaced = shared.replaced.notified();
+            tokio::pin!(replaced);
+            replaced.as_mut().enable();
+            let current = shared.publisher().clone();
+            let waited = match current {
+                Some(channel) if channel.status().connected() => break channel,
+                // Closed by RabbitMQ after an earlier failed publish: wait for its successor.
+                Some(_) => {
+                    shared.broken.notify_one();
+                    tokio::time::timeout_at(deadline, replaced).await.is_ok()
+                }
+                None => tokio::time::timeout_at(deadline, connected.wait_for(|c| *c))
+                    .await
+                    .is_ok(),
+            };
+            if !waited {
                 return Err(SendError::Retryable(
                     "not connected to the AMQP broker".to_owned(),
                 ));
@@ -145,12 +167,18 @@ impl Adapter for Amqp {
                 out.properties.clone(),
             )
             .await
-            .map_err(|e| SendError::Retryable(format!("publishing failed: {e}")))?;
+            .map_err(|e| {
+                shared.broken.notify_one();
+                SendError::Retryable(format!("publishing failed: {e}"))
+            })?;
         match tokio::time::timeout_at(deadline, confirm).await {
             Err(_) => Err(SendError::Retryable(
                 "RabbitMQ did not confirm the publish in time".to_owned(),
             )),
-            Ok(Err(e)) => Err(SendError::Retryable(format!("publishing failed: {e}"))),
+            Ok(Err(e)) => {
+                shared.broken.notify_one();
+                Err(SendError::Retryable(format!("publishing failed: {e}")))
+            }
             Ok(Ok(Confirmation::Ack(None) | Confirmation::NotRequested)) => Ok(()),
             Ok(Ok(Confirmation::Ack(Some(returned)) | Confirmation::Nack(Some(returned)))) => {
                 Err(SendError::Rejected(format!(
@@ -231,7 +259,7 @@ async fn run(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
             ended = serve(&shared, &mut served) => ended,
         };
         // Whatever was not settled goes back to the queue with the channel.
-        *shared.publisher() = None;
+        shared.set_publisher(None);
         shared.connected.send_replace(false);
         let dropped = std::mem::take(&mut *shared.unsettled()).len();
         match ended {
@@ -327,7 +355,7 @@ async fn serve(shared: &Shared, served: &mut bool) -> Ended {
             return Ended::Lost(format!("setting up the channels failed: {e}"));
         }
     };
-    *shared.publisher() = Some(publisher);
+    shared.set_publisher(Some(publisher));
     shared.connected.send_replace(true);
     *served = true;
     shared.host.status(
@@ -338,8 +366,17 @@ async fn serve(shared: &Shared, served: &mut bool) -> Ended {
     let consuming = !deliveries.is_empty();
     let ended = loop {
         tokio::select! {
+            () = shared.broken.notified() => {
+                if let Err(e) = reopen_publisher(shared, &connection).await {
+                    break Ended::Lost(format!("reopening the publishing channel failed: {e}"));
+                }
+            }
             event = events.next() => match event {
-                Some(lapin::Event::Error(e)) => break Ended::Lost(format!("the connection failed: {e}")),
+                // A channel's error (e.g. a publish to a missing exchange) is reported here too:
+                // only a failed connection ends it.
+                Some(lapin::Event::Error(e)) if !connection.status().connected() => {
+                    break Ended::Lost(format!("the connection failed: {e}"));
+                }
                 Some(_) => {}
                 None => break Ended::Lost("the connection ended".to_owned()),
             },
@@ -356,6 +393,27 @@ async fn serve(shared: &Shared, served: &mut bool) -> Ended {
     )
     .await;
     ended
+}
+
+/// Opens a new publishing channel when the current one was closed (by a failed publish).
+async fn reopen_publisher(shared: &Shared, connection: &Connection) -> Result<(), lapin::Error> {
+    let closed = shared
+        .publisher()
+        .as_ref()
+        .is_none_or(|c| !c.status().connected());
+    if !closed {
+        return Ok(());
+    }
+    let publisher = connection.create_channel().await?;
+    publisher
+        .confirm_select(ConfirmSelectOptions::default())
+        .await?;
+    shared.log(
+        LogLevel::Info,
+        "the publishing channel was closed; opened a new one",
+    );
+    shared.set_publisher(Some(publisher));
+    Ok(())
 }
 
 async fn connect(config: &Config, properties: ConnectionProperties) -> Result<Connection, String> {

@@ -19,6 +19,9 @@ pub mod names {
     /// of, and whether it may be a redelivery, so that the thing's shard applies it once.
     pub const DITTO_MESSAGE_KEY: &str = "ditto-twinwire-message-key";
     pub const DITTO_REDELIVERED: &str = "ditto-twinwire-redelivered";
+    /// Internal (twinwire): set on an event published again for a redelivered command, so that
+    /// a target that published the first one does not take this one for a repeat.
+    pub const DITTO_REPLAY: &str = "ditto-twinwire-replay";
     pub const IF_MATCH: &str = "if-match";
     pub const IF_NONE_MATCH: &str = "if-none-match";
     pub const IF_EQUAL: &str = "if-equal";

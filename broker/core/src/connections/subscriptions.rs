@@ -87,9 +87,12 @@ pub fn declared_labels(connection: &Connection) -> Vec<String> {
 
 /// Remembers the signals a target sent lately, so that one arriving again through another of
 /// its topics is recognised. A signal is known by its topic, path, revision and correlation-id.
+/// Topic and path, revision, correlation-id, replay mark.
+type SignalKey = (String, Option<u64>, Option<String>, Option<String>);
+
 #[derive(Debug)]
 pub struct FirstMatch {
-    seen: VecDeque<(String, Option<u64>, Option<String>)>,
+    seen: VecDeque<SignalKey>,
     capacity: usize,
 }
 
@@ -107,6 +110,11 @@ impl FirstMatch {
             format!("{}{}", signal.topic, signal.path),
             signal.revision,
             signal.headers.correlation_id().map(str::to_owned),
+            // An event published again for a redelivered command is not a repeat.
+            signal
+                .headers
+                .get_str(twinwire_protocol::headers::names::DITTO_REPLAY)
+                .map(|r| r.into_owned()),
         );
         if self.seen.contains(&key) {
             return false;
@@ -163,5 +171,19 @@ mod tests {
         let mut next = event.clone();
         next.revision = Some(4);
         assert!(first.first(&next));
+    }
+
+    #[test]
+    fn an_event_replayed_for_a_redelivered_command_goes_out_again() {
+        let event = Envelope::from_json(json!({"topic": "a/t/things/twin/events/modified", "path": "/x", "revision": 3, "value": 1})).unwrap();
+        let mut first = FirstMatch::new(4);
+        assert!(first.first(&event));
+        let mut replayed = event.clone();
+        replayed.headers.insert(
+            twinwire_protocol::headers::names::DITTO_REPLAY,
+            "r1".to_owned(),
+        );
+        assert!(first.first(&replayed));
+        assert!(!first.first(&replayed));
     }
 }

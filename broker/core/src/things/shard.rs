@@ -408,6 +408,10 @@ impl Shard {
         let response = envelope.response(applied.status, applied.value);
         let mut event = applied.event;
         event.headers = published_headers(envelope);
+        event.headers.insert(
+            names::DITTO_REPLAY,
+            uuid::Uuid::new_v4().simple().to_string(),
+        );
         let want_thing = self.config.thing_after_events.load(Ordering::Relaxed);
         let publisher = self.config.publisher.clone();
         let (last_append, thing) = match self.load(id) {
