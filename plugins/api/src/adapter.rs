@@ -297,6 +297,12 @@ pub trait HostSink: Send + Sync + 'static {
 
     /// A log line from the adapter (plugin panics included).
     fn log(&self, level: LogLevel, text: &str);
+
+    /// A gauge of the adapter's (e.g. a partition's consumer lag). Hosts that keep no adapter
+    /// metrics ignore it.
+    fn metric(&self, name: &str, labels: &[(&str, &str)], value: f64) {
+        let _ = (name, labels, value);
+    }
 }
 
 /// The adapter's handle on the host: deliver inbound messages, report status, log. Cheap to clone;
@@ -335,6 +341,11 @@ impl Host {
     /// Logs a line through the host.
     pub fn log(&self, level: LogLevel, text: &str) {
         self.sink.log(level, text);
+    }
+
+    /// Sets a gauge of the adapter's, told apart by `labels` (bounded: never a thing ID).
+    pub fn metric(&self, name: &str, labels: &[(&str, &str)], value: f64) {
+        self.sink.metric(name, labels, value);
     }
 }
 

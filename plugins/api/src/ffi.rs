@@ -247,7 +247,23 @@ pub struct TwHostCallbacks {
     pub on_status: unsafe extern "C" fn(ctx: *mut c_void, status: u32, detail: TwBytes),
     /// A log line ([`TW_LOG_ERROR`], ...). Plugin panics arrive here too.
     pub log: unsafe extern "C" fn(ctx: *mut c_void, level: u32, text: TwBytes),
+    /// Appended (a host whose `struct_size` ends before it has none): a gauge of the adapter's,
+    /// e.g. a Kafka partition's consumer lag, named `name`, told apart by `labels` (name/value
+    /// pairs; keep their values few: never a thing ID).
+    pub on_metric: Option<
+        unsafe extern "C" fn(
+            ctx: *mut c_void,
+            name: TwBytes,
+            labels: *const TwHeader,
+            label_count: usize,
+            value: f64,
+        ),
+    >,
 }
+
+/// The size of the host callback table before [`TwHostCallbacks::on_metric`] was appended: the
+/// smallest table a plugin accepts.
+pub const HOST_CALLBACKS_V1_SIZE: usize = std::mem::offset_of!(TwHostCallbacks, on_metric);
 
 /// The frozen prefix of every version of the plugin vtable: read it, and nothing else, first.
 #[repr(C)]

@@ -96,6 +96,23 @@ impl<const N: usize> ConnectionTypes<N> {
 
 // ---- the host, as the plugin sees it ----
 
+/// Copies the host's callback table: as much of it as both sides know; callbacks appended after
+/// the host's table ends stay `None`.
+///
+/// # Safety
+/// `host` must point to a table of at least `host_size` (≥ [`HOST_CALLBACKS_V1_SIZE`]) bytes.
+unsafe fn read_host_callbacks(host: *const TwHostCallbacks, host_size: usize) -> TwHostCallbacks {
+    let size = host_size.min(size_of::<TwHostCallbacks>());
+    let mut table = std::mem::MaybeUninit::<TwHostCallbacks>::zeroed();
+    // SAFETY: `size` bytes are readable at `host` (the caller) and writable in `table`.
+    unsafe {
+        std::ptr::copy_nonoverlapping(host.cast::<u8>(), table.as_mut_ptr().cast::<u8>(), size)
+    };
+    // SAFETY: every field before `on_metric` was copied (size ≥ its offset), and the fields
+    // after it are `Option`s of function pointers, for which zero is `None`.
+    unsafe { table.assume_init() }
+}
+
 /// The host's callbacks behind a gate: after `close` has shut it, calls from threads the plugin
 /// leaked are dropped instead of reaching a `ctx` the host may have freed.
 struct FfiHost {
@@ -208,6 +225,32 @@ impl HostSink for FfiHost {
 
     fn log(&self, level: LogLevel, text: &str) {
         self.log_code(level.code(), text);
+    }
+
+    fn metric(&self, name: &str, labels: &[(&str, &str)], value: f64) {
+        let Some(on_metric) = self.callbacks.on_metric else {
+            return; // a host of the first version keeps no adapter metrics
+        };
+        let Some(_pass) = self.gate.enter() else {
+            return;
+        };
+        let views: Vec<TwHeader> = labels
+            .iter()
+            .map(|(n, v)| TwHeader {
+                name: TwBytes::new(n.as_bytes()),
+                value: TwBytes::new(v.as_bytes()),
+            })
+            .collect();
+        // SAFETY: the gate is open, so `ctx` is valid; `name` and `views` outlive the call.
+        unsafe {
+            on_metric(
+                self.callbacks.ctx,
+                TwBytes::new(name.as_bytes()),
+                views.as_ptr(),
+                views.len(),
+                value,
+            )
+        }
     }
 }
 
@@ -453,8 +496,8 @@ pub unsafe extern "C" fn create<T: Plugin>(
             // The size first: a host of another version may hand a shorter table.
             // SAFETY: non-null, and every version of the table begins with `struct_size`.
             let host_size = unsafe { std::ptr::addr_of!((*host).struct_size).read() };
-            if host_size < size_of::<TwHostCallbacks>() {
-                let (name, ours) = (T::NAME, size_of::<TwHostCallbacks>());
+            if host_size < HOST_CALLBACKS_V1_SIZE {
+                let (name, ours) = (T::NAME, HOST_CALLBACKS_V1_SIZE);
                 return Err((
                     TW_ERR_ABI,
                     format!(
@@ -463,8 +506,9 @@ pub unsafe extern "C" fn create<T: Plugin>(
                     ),
                 ));
             }
-            // SAFETY: non-null, at least our size, valid for the call per contract; copied.
-            let callbacks = unsafe { host.read() };
+            // SAFETY: non-null, at least the first version's size, valid for the call per
+            // contract; copied.
+            let callbacks = unsafe { read_host_callbacks(host, host_size) };
             // SAFETY: the contract makes `config` valid for the call; `create_instance` copies it.
             let config = unsafe { config.as_slice() };
             create_instance::<T>(config, callbacks)
@@ -840,4 +884,45 @@ fn close_instance<T: Plugin>(instance: Instance<T>) -> Result<(), (i32, String)>
 pub unsafe extern "C" fn free_buf(buf: TwBuf) {
     // SAFETY: the contract makes `buf` one of ours (from `buf_from_string`), freed once.
     guarded(|_| (), || unsafe { ffi::free_own_buf(buf) });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    unsafe extern "C" fn inbound(_: *mut c_void, _: *const TwMessage, _: u64) -> i32 {
+        TW_OK
+    }
+    unsafe extern "C" fn batch(
+        _: *mut c_void,
+        _: *const TwBatchEntry,
+        _: usize,
+        _: *mut usize,
+    ) -> i32 {
+        TW_OK
+    }
+    unsafe extern "C" fn result(_: *mut c_void, _: u64, _: i32, _: TwBytes) {}
+    unsafe extern "C" fn status(_: *mut c_void, _: u32, _: TwBytes) {}
+    unsafe extern "C" fn metric(_: *mut c_void, _: TwBytes, _: *const TwHeader, _: usize, _: f64) {}
+
+    #[test]
+    fn a_first_version_host_table_has_no_metric_callback() {
+        let table = TwHostCallbacks {
+            struct_size: size_of::<TwHostCallbacks>(),
+            ctx: std::ptr::null_mut(),
+            on_inbound: inbound,
+            on_inbound_batch: batch,
+            on_send_result: result,
+            on_status: status,
+            log: status,
+            on_metric: Some(metric),
+        };
+        // SAFETY: the table is whole; a shorter size reads a prefix of it.
+        let full = unsafe { read_host_callbacks(&table, size_of::<TwHostCallbacks>()) };
+        assert!(full.on_metric.is_some());
+        // SAFETY: as above.
+        let first = unsafe { read_host_callbacks(&table, HOST_CALLBACKS_V1_SIZE) };
+        assert!(first.on_metric.is_none());
+        assert_eq!(first.struct_size, table.struct_size);
+    }
 }

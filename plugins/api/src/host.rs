@@ -371,6 +371,7 @@ fn host_callbacks(ctx: &Arc<HostCtx>) -> TwHostCallbacks {
         on_send_result,
         on_status,
         log: on_log,
+        on_metric: Some(on_metric),
     }
 }
 
@@ -486,6 +487,46 @@ unsafe extern "C" fn on_status(ctx: *mut c_void, status: u32, detail: TwBytes) {
                 &format!("plugin reported unknown status {status}: {detail}"),
             ),
         }
+    })
+}
+
+unsafe extern "C" fn on_metric(
+    ctx: *mut c_void,
+    name: TwBytes,
+    labels: *const TwHeader,
+    label_count: usize,
+    value: f64,
+) {
+    if ctx.is_null() || (labels.is_null() && label_count > 0) {
+        return;
+    }
+    callback((), || {
+        // SAFETY: `ctx` is ours and alive per the contract.
+        let ctx = unsafe { host_ctx(ctx) };
+        // SAFETY: `name` and the `label_count` labels are valid views for the call.
+        let name = String::from_utf8_lossy(unsafe { name.as_slice() });
+        let labels: &[TwHeader] = if label_count == 0 {
+            &[]
+        } else {
+            // SAFETY: non-null and `label_count` entries long per the contract.
+            unsafe { std::slice::from_raw_parts(labels, label_count) }
+        };
+        let owned: Vec<(String, String)> = labels
+            .iter()
+            .map(|l| {
+                // SAFETY: each label's views are valid for the call.
+                let (n, v) = unsafe { (l.name.as_slice(), l.value.as_slice()) };
+                (
+                    String::from_utf8_lossy(n).into_owned(),
+                    String::from_utf8_lossy(v).into_owned(),
+                )
+            })
+            .collect();
+        let borrowed: Vec<(&str, &str)> = owned
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .collect();
+        ctx.sink.metric(&name, &borrowed, value);
     })
 }
 

@@ -26,6 +26,21 @@ impl<'a> Specific<'a> {
         text(&self.value[name])
     }
 
+    /// Every key starting with `prefix`, without it, with its value as text (e.g. a client
+    /// library's own properties passed through), in key order.
+    pub fn prefixed(&self, prefix: &str) -> Vec<(String, String)> {
+        let Some(map) = self.value.as_object() else {
+            return Vec::new();
+        };
+        let mut out: Vec<(String, String)> = map
+            .iter()
+            .filter_map(|(k, v)| Some((k.strip_prefix(prefix)?.to_owned(), text(v)?)))
+            .filter(|(k, _)| !k.is_empty())
+            .collect();
+        out.sort();
+        out
+    }
+
     /// `true` or `false`.
     pub fn flag(&self, name: &str, default: bool) -> Result<bool, String> {
         match self.text(name).as_deref().map(str::trim) {
@@ -132,6 +147,14 @@ mod tests {
         assert_eq!(s.duration("b", Duration::ZERO), Ok(Duration::from_secs(5)));
         assert!(s.duration("e", Duration::ZERO).is_err());
         assert_eq!(parse_duration("2h"), Some(Duration::from_secs(7200)));
+        let passed = json!({"specificConfig": {"lib.b": 2, "lib.a": "x", "lib.": "y", "other": 1}});
+        assert_eq!(
+            Specific::of("test", &passed).prefixed("lib."),
+            vec![
+                ("a".to_owned(), "x".to_owned()),
+                ("b".to_owned(), "2".to_owned())
+            ]
+        );
         let wait = backoff(Duration::from_secs(1), Duration::from_secs(60), 3);
         assert!(wait >= Duration::from_secs(8) && wait < Duration::from_millis(9_600));
         assert!(

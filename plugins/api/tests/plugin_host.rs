@@ -273,6 +273,20 @@ async fn send_errors_and_inbound_backpressure_come_back_as_results() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_adapter_gauge_crosses_the_boundary_with_its_labels() {
+    let (adapter, sink) = echo_instance("metric=7.5").await;
+    assert_eq!(
+        *sink.metrics.lock().unwrap(),
+        vec![(
+            "echo_gauge".to_owned(),
+            vec![("kind".to_owned(), "test".to_owned())],
+            7.5
+        )]
+    );
+    adapter.close().await.expect("close");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn create_errors_cross_the_boundary_and_the_library_stays_usable() {
     let library = echo_library();
     let err = library

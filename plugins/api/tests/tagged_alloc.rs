@@ -222,6 +222,7 @@ fn cross_side_free_child() {
         on_send_result: send_result,
         on_status: status,
         log,
+        on_metric: None,
     };
     let mut instance = std::ptr::null_mut();
     let mut error = TwBuf::empty();

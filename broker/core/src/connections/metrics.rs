@@ -5,6 +5,7 @@
 //! configured address, so wildcards do not multiply the keys).
 
 use serde_json::{json, Map, Value};
+use std::collections::BTreeMap;
 use std::sync::{Mutex, PoisonError};
 
 /// Minutes kept: 24 hours.
@@ -101,6 +102,9 @@ impl Kind {
     }
 }
 
+/// A gauge's name and labels.
+type GaugeKey = (String, Vec<(String, String)>);
+
 /// Success and failure meters of every kind, for one address.
 #[derive(Debug)]
 struct Meters {
@@ -151,6 +155,8 @@ const OUTBOUND: [Kind; 5] = [
 pub struct ConnectionMetrics {
     sources: Vec<(String, Mutex<Meters>)>,
     targets: Vec<(String, Mutex<Meters>)>,
+    /// The adapter's gauges (e.g. Kafka consumer lag per partition), by name and labels.
+    gauges: Mutex<BTreeMap<GaugeKey, f64>>,
 }
 
 impl ConnectionMetrics {
@@ -159,7 +165,44 @@ impl ConnectionMetrics {
         ConnectionMetrics {
             sources: sources.into_iter().map(|a| (a, Mutex::default())).collect(),
             targets: targets.into_iter().map(|a| (a, Mutex::default())).collect(),
+            gauges: Mutex::default(),
         }
+    }
+
+    /// Sets a gauge the adapter reports.
+    pub fn gauge(&self, name: &str, labels: &[(&str, &str)], value: f64) {
+        let labels = labels
+            .iter()
+            .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
+            .collect();
+        self.gauges
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert((name.to_owned(), labels), value);
+    }
+
+    /// The adapter's gauges: `{name: [{"labels": {..}, "value": v}, ..]}` (twinwire, beyond
+    /// Ditto's shape).
+    fn gauges_json(&self) -> Value {
+        let mut out = Map::new();
+        for ((name, labels), value) in self
+            .gauges
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+        {
+            let labels: Map<String, Value> = labels
+                .iter()
+                .map(|(n, v)| (n.clone(), Value::from(v.as_str())))
+                .collect();
+            if let Value::Array(list) = out
+                .entry(name.clone())
+                .or_insert_with(|| Value::Array(Vec::new()))
+            {
+                list.push(json!({"labels": labels, "value": value}));
+            }
+        }
+        Value::Object(out)
     }
 
     /// Counts an inbound event of source `index`.
@@ -219,6 +262,7 @@ impl ConnectionMetrics {
             "connectionMetrics": {"inbound": inbound.json(&INBOUND, now), "outbound": outbound.json(&OUTBOUND, now)},
             "sourceMetrics": {"addressMetrics": addresses(&self.sources, &INBOUND)},
             "targetMetrics": {"addressMetrics": addresses(&self.targets, &OUTBOUND)},
+            "adapterMetrics": self.gauges_json(),
         })
     }
 }
@@ -255,6 +299,34 @@ fn now_millis() -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn adapter_gauges_keep_the_last_value_per_labels() {
+        let metrics = ConnectionMetrics::new(vec![], vec![]);
+        metrics.gauge(
+            "kafka_consumer_lag",
+            &[("topic", "t"), ("partition", "0")],
+            5.0,
+        );
+        metrics.gauge(
+            "kafka_consumer_lag",
+            &[("topic", "t"), ("partition", "1")],
+            2.0,
+        );
+        metrics.gauge(
+            "kafka_consumer_lag",
+            &[("topic", "t"), ("partition", "0")],
+            0.0,
+        );
+        let json = metrics.json("c1");
+        assert_eq!(
+            json["adapterMetrics"]["kafka_consumer_lag"],
+            serde_json::json!([
+                {"labels": {"topic": "t", "partition": "0"}, "value": 0.0},
+                {"labels": {"topic": "t", "partition": "1"}, "value": 2.0},
+            ])
+        );
+    }
 
     #[test]
     fn windows_and_shape() {

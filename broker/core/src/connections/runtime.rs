@@ -57,6 +57,23 @@ pub const REDELIVERED_HEADER: &str = "twinwire-redelivered";
 
 /// How long closing waits for the targets to publish what is queued.
 const CLOSE_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
+/// How long closing waits for consumed messages to settle, so that the adapter acknowledges
+/// (commits) them instead of leaving them to be redelivered.
+const CLOSE_DRAIN: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Consumed messages taken and not yet settled, and whether the connection takes more.
+#[derive(Debug, Default)]
+struct Intake {
+    closing: std::sync::atomic::AtomicBool,
+    unsettled: std::sync::atomic::AtomicUsize,
+}
+
+impl Intake {
+    fn settled(&self) {
+        self.unsettled
+            .fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    }
+}
 
 /// Messages queued from the adapter before it is answered with backpressure.
 const INBOUND_QUEUE: usize = 4_096;
@@ -80,6 +97,7 @@ pub struct RunningConnection {
     pub log: Arc<ConnectionLog>,
     status: Arc<Mutex<Status>>,
     failures: tokio::sync::watch::Receiver<Option<String>>,
+    intake: Arc<Intake>,
 }
 
 impl std::fmt::Debug for RunningConnection {
@@ -101,14 +119,28 @@ struct Sink {
     ready: Arc<std::sync::atomic::AtomicBool>,
     /// The detail of a `Failed` status: the supervisor recreates the adapter.
     failed: tokio::sync::watch::Sender<Option<String>>,
+    metrics: Arc<ConnectionMetrics>,
+    intake: Arc<Intake>,
 }
 
 impl HostSink for Sink {
     fn inbound(&self, inbound: Inbound) -> Delivery {
+        use std::sync::atomic::Ordering;
+        if self.intake.closing.load(Ordering::Acquire) {
+            return Delivery::Refused;
+        }
+        // Counted before it is queued: the inbound loop may settle it at once.
+        self.intake.unsettled.fetch_add(1, Ordering::AcqRel);
         match self.inbound.try_send(inbound) {
             Ok(()) => Delivery::Accepted,
-            Err(mpsc::error::TrySendError::Full(_)) => Delivery::Backpressure,
-            Err(mpsc::error::TrySendError::Closed(_)) => Delivery::Refused,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                self.intake.settled();
+                Delivery::Backpressure
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                self.intake.settled();
+                Delivery::Refused
+            }
         }
     }
 
@@ -142,6 +174,10 @@ impl HostSink for Sink {
             LogLevel::Info => tracing::info!(connection = %self.id, "{text}"),
             _ => tracing::debug!(connection = %self.id, "{text}"),
         }
+    }
+
+    fn metric(&self, name: &str, labels: &[(&str, &str)], value: f64) {
+        self.metrics.gauge(name, labels, value);
     }
 }
 
@@ -194,8 +230,23 @@ impl RunningConnection {
         let (inbound_tx, inbound_rx) = mpsc::channel(INBOUND_QUEUE);
         let ready = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let (failed, failures) = tokio::sync::watch::channel(None);
+        let metrics = Arc::new(ConnectionMetrics::new(
+            connection
+                .sources
+                .iter()
+                .map(|s| s.addresses.join(";"))
+                .collect(),
+            connection
+                .targets
+                .iter()
+                .map(|t| t.address.clone())
+                .collect(),
+        ));
+        let intake = Arc::new(Intake::default());
         let sink = Arc::new(Sink {
             failed,
+            metrics: Arc::clone(&metrics),
+            intake: Arc::clone(&intake),
             id: id.clone(),
             inbound: inbound_tx,
             status: Arc::clone(&status),
@@ -214,20 +265,9 @@ impl RunningConnection {
                 );
             }
         };
-        let metrics = Arc::new(ConnectionMetrics::new(
-            connection
-                .sources
-                .iter()
-                .map(|s| s.addresses.join(";"))
-                .collect(),
-            connection
-                .targets
-                .iter()
-                .map(|t| t.address.clone())
-                .collect(),
-        ));
         let mut tasks = Vec::new();
         tasks.push(tokio::spawn(inbound_loop(
+            Arc::clone(&intake),
             id.clone(),
             Arc::new(sources),
             inbound_rx,
@@ -271,6 +311,7 @@ impl RunningConnection {
             log,
             status,
             failures,
+            intake,
         })
     }
 
@@ -295,6 +336,21 @@ impl RunningConnection {
         // adapter goes (Ditto waits up to 3 s: `disconnect-announcement-timeout`).
         let drained = tokio::time::Instant::now() + CLOSE_GRACE;
         while self.router.publisher().pending_for(&self.id) > 0
+            && tokio::time::Instant::now() < drained
+        {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        // Take nothing more; let what was taken settle, so the adapter acknowledges it rather
+        // than leaving it to be redelivered (an adapter is not settled while it closes).
+        self.intake
+            .closing
+            .store(true, std::sync::atomic::Ordering::Release);
+        let drained = tokio::time::Instant::now() + CLOSE_DRAIN;
+        while self
+            .intake
+            .unsettled
+            .load(std::sync::atomic::Ordering::Acquire)
+            > 0
             && tokio::time::Instant::now() < drained
         {
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
@@ -345,7 +401,9 @@ fn settle_outcome(outcome: &Outcome) -> twinwire_plugin::Outcome {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn inbound_loop(
+    intake: Arc<Intake>,
     id: String,
     sources: Arc<Vec<InboundSource>>,
     mut inbound: mpsc::Receiver<Inbound>,
@@ -370,6 +428,7 @@ async fn inbound_loop(
             let _ = adapter
                 .settle(settle_token, twinwire_plugin::Outcome::Permanent)
                 .await;
+            intake.settled();
             continue;
         };
         metrics.source(index, Kind::Consumed, true);
@@ -389,6 +448,7 @@ async fn inbound_loop(
             counts: Arc::clone(&redeliveries),
             message: external.clone(),
         };
+        let taken = Arc::clone(&intake);
         let settlement = Settlement::new(move |outcome: Outcome| {
             let (outcome, dead) = poison.judge(outcome);
             let settle = settle_outcome(&outcome);
@@ -398,7 +458,8 @@ async fn inbound_loop(
                         tracing::warn!(error = %e, "a poison message could not be dead-lettered");
                     }
                 }
-                settling.settle(settle_token, settle).await
+                settling.settle(settle_token, settle).await;
+                taken.settled();
             });
         });
         match source.inbound(&external) {

@@ -140,12 +140,16 @@ pub enum Mode {
     Refuse = 2,
 }
 
+/// A gauge as a sink got it: name, labels, value.
+pub type Gauge = (String, Vec<(String, String)>, f64);
+
 /// A host sink recording everything it gets.
 #[derive(Default)]
 pub struct Recorder {
     pub inbound: Mutex<Vec<Inbound>>,
     pub statuses: Mutex<Vec<(ConnectionStatus, String)>>,
     pub logs: Mutex<Vec<(LogLevel, String)>>,
+    pub metrics: Mutex<Vec<Gauge>>,
     mode: AtomicU8,
 }
 
@@ -204,6 +208,17 @@ impl HostSink for Recorder {
 
     fn log(&self, level: LogLevel, text: &str) {
         self.logs.lock().unwrap().push((level, text.to_owned()));
+    }
+
+    fn metric(&self, name: &str, labels: &[(&str, &str)], value: f64) {
+        let labels = labels
+            .iter()
+            .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
+            .collect();
+        self.metrics
+            .lock()
+            .unwrap()
+            .push((name.to_owned(), labels, value));
     }
 }
 

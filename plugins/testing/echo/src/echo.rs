@@ -141,6 +141,9 @@ impl Plugin for Echo {
             panic!("echo: configuration asks to panic in create");
         }
         host.status(ConnectionStatus::Connected, "echo ready");
+        if let Some(value) = config_value(&config, "metric").and_then(|v| v.parse().ok()) {
+            host.metric("echo_gauge", &[("kind", "test")], value);
+        }
         Ok(Echo {
             host,
             hop: config_value(&config, "hop") == Some("1"),
