@@ -22,6 +22,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use support::*;
 use tokio::sync::mpsc::UnboundedReceiver;
+use twinwire_core::connections::runtime::RunningConnection;
 
 fn broker_kafka() -> Broker {
     broker("twinwire-adapter-kafka", &["kafka"])
@@ -255,63 +256,108 @@ fn devices_connection(
     })
 }
 
+/// What every test starts with: a cluster, a broker with the Kafka plugin, a thing, and topics
+/// for commands (`partitions` of them) and replies.
+struct Setup {
+    cluster: Cluster,
+    b: Broker,
+    u: String,
+    thing: String,
+    commands: String,
+    replies: String,
+}
+
+impl Setup {
+    async fn new(cluster: Cluster, thing: &str, partitions: i32) -> Setup {
+        let b = broker_kafka();
+        let u = unique();
+        let (commands, replies) = (format!("tw-{u}-commands"), format!("tw-{u}-replies"));
+        cluster.topic(&commands, partitions).await;
+        cluster.topic(&replies, 1).await;
+        Setup {
+            thing: format!("{thing}-{u}"),
+            cluster,
+            b,
+            u,
+            commands,
+            replies,
+        }
+    }
+
+    /// Opens the devices' connection `id` (acks requested: `acks`).
+    async fn devices(&self, id: &str, acks: Value, specific: Value) -> RunningConnection {
+        let connection =
+            devices_connection(id, &self.cluster.bootstrap, &self.commands, acks, specific);
+        let running = self.b.open(connection).await;
+        self.b.create_thing(&self.thing).await;
+        running
+    }
+
+    /// Produces a command with `correlation-id` and the replies topic as `reply-to`.
+    async fn command(&self, producer: &FutureProducer, correlation: &str, payload: &[u8]) {
+        self.cluster
+            .send(
+                producer,
+                &self.commands,
+                &[("correlation-id", correlation), ("reply-to", &self.replies)],
+                payload,
+            )
+            .await;
+    }
+}
+
+/// Replies by correlation-id until there are `count`, the first of each kept.
+async fn replies_by_correlation(
+    rx: &mut UnboundedReceiver<Record>,
+    answered: &mut HashMap<String, Value>,
+    count: usize,
+) {
+    while answered.len() < count {
+        let record = next(rx, "a reply").await;
+        let correlation = record.header("correlation-id").unwrap_or("").to_owned();
+        answered.entry(correlation).or_insert_with(|| record.json());
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn topic_to_twin_to_topic_with_twin_persisted_and_a_target_ack() {
-    let cluster = Cluster::any();
-    let b = broker_kafka();
-    let u = unique();
-    let thing = format!("lamp-{u}");
-    let (commands, replies, events) = (
-        format!("tw-{u}-commands"),
-        format!("tw-{u}-replies"),
-        format!("tw-{u}-events"),
-    );
-    cluster.topic(&commands, 3).await;
-    cluster.topic(&replies, 1).await;
-    cluster.topic(&events, 2).await;
+    let t = Setup::new(Cluster::any(), "lamp", 3).await;
+    let (u, thing, bootstrap) = (&t.u, &t.thing, &t.cluster.bootstrap);
+    let events = format!("tw-{u}-events");
+    t.cluster.topic(&events, 2).await;
     let events_id = format!("events-{u}");
-    let _events = b
-        .open(json!({
+    let _events =
+        t.b.open(json!({
             "id": events_id, "connectionType": "kafka", "connectionStatus": "open",
-            "uri": format!("tcp://{}", cluster.bootstrap),
-            "specificConfig": {"bootstrapServers": cluster.bootstrap},
+            "uri": format!("tcp://{bootstrap}"),
+            "specificConfig": {"bootstrapServers": bootstrap},
             "targets": [{"address": format!("{events}/{{{{ thing:id }}}}"),
                          "topics": ["_/_/things/twin/events"],
                          "authorizationContext": [SUBJECT],
                          "issuedAcknowledgementLabel": "{{connection:id}}:published"}]
         }))
         .await;
-    let devices = b
-        .open(devices_connection(
+    let devices = t
+        .devices(
             &format!("devices-{u}"),
-            &cluster.bootstrap,
-            &commands,
-            json!(["twin-persisted", format!("events-{u}:published")]),
+            json!(["twin-persisted", format!("{events_id}:published")]),
             json!({}),
-        ))
-        .await;
-    b.create_thing(&thing).await;
-    let mut events_in = cluster.read(&events);
-    let mut replies_in = cluster.read(&replies);
-    let producer = cluster.producer();
-    let correlation = format!("c-{u}");
-    cluster
-        .send(
-            &producer,
-            &commands,
-            &[("correlation-id", &correlation), ("reply-to", &replies)],
-            modify(&thing, "/attributes/on", json!(true), json!({})).as_bytes(),
         )
         .await;
+    let mut events_in = t.cluster.read(&events);
+    let mut replies_in = t.cluster.read(&t.replies);
+    let producer = t.cluster.producer();
+    let correlation = format!("c-{u}");
+    let command = modify(thing, "/attributes/on", json!(true), json!({}));
+    t.command(&producer, &correlation, command.as_bytes()).await;
 
     let modified = loop {
         let record = next(&mut events_in, "an event").await;
         let event = record.json();
         if event["topic"] == format!("{NAMESPACE}/{thing}/things/twin/events/modified") {
-            assert_eq!(
-                record.key.as_deref(),
-                Some(format!("{NAMESPACE}:{thing}").as_str())
-            );
+            // `topic/key`: the thing's ID is the record key.
+            let key = format!("{NAMESPACE}:{thing}");
+            assert_eq!(record.key.as_deref(), Some(key.as_str()));
             assert_eq!(
                 record.header("ditto-connection-id"),
                 Some(events_id.as_str())
@@ -323,48 +369,29 @@ async fn topic_to_twin_to_topic_with_twin_persisted_and_a_target_ack() {
     assert_eq!(modified["revision"], 2);
     let reply = next(&mut replies_in, "a reply").await;
     assert_eq!(reply.header("correlation-id"), Some(correlation.as_str()));
-    let reply = reply.json();
-    assert_eq!(reply["status"], 200, "{reply}");
-    assert_eq!(reply["value"]["twin-persisted"]["status"], 204, "{reply}");
-    assert_eq!(
-        reply["value"][format!("events-{u}:published")]["status"],
-        200,
-        "{reply}"
-    );
-    assert_eq!(b.thing(&thing).await["attributes"]["on"], true);
+    check_acknowledged(&reply.json(), &events_id);
+    assert_eq!(t.b.thing(thing).await["attributes"]["on"], true);
     devices.close().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_commit_stays_before_a_failed_message_which_is_redelivered_and_applied_once() {
-    let cluster = Cluster::mock();
-    let b = broker_kafka();
-    let u = unique();
-    let thing = format!("valve-{u}");
-    let (commands, replies) = (format!("tw-{u}-commands"), format!("tw-{u}-replies"));
-    cluster.topic(&commands, 1).await;
-    cluster.topic(&replies, 1).await;
+    let t = Setup::new(Cluster::mock(), "valve", 1).await;
+    let (u, thing, commands) = (&t.u, &t.thing, &t.commands);
     let label = format!("checker-{u}:checked");
     // Fails (does not answer) the first event requesting its label: message 3's.
     let mut checks = acknowledger(
-        &b.router,
+        &t.b.router,
         &format!("checker-{u}"),
         &label,
         Answering::AllButFirst,
     );
     let group = format!("devices-{u}");
-    let devices = b
-        .open(devices_connection(
-            &group,
-            &cluster.bootstrap,
-            &commands,
-            json!(["twin-persisted"]),
-            json!({}),
-        ))
+    let devices = t
+        .devices(&group, json!(["twin-persisted"]), json!({}))
         .await;
-    b.create_thing(&thing).await;
-    let mut replies_in = cluster.read(&replies);
-    let producer = cluster.producer();
+    let mut replies_in = t.cluster.read(&t.replies);
+    let producer = t.cluster.producer();
     for n in 1..=10 {
         // Only message 3 asks for the checker's acknowledgement, with a 1 s timeout.
         let headers = if n == 3 {
@@ -372,45 +399,40 @@ async fn the_commit_stays_before_a_failed_message_which_is_redelivered_and_appli
         } else {
             json!({})
         };
-        let correlation = format!("m{n}");
-        cluster
-            .send(
-                &producer,
-                &commands,
-                &[("correlation-id", &correlation), ("reply-to", &replies)],
-                modify(&thing, &format!("/attributes/m{n}"), json!(n), headers).as_bytes(),
-            )
+        let command = modify(thing, &format!("/attributes/m{n}"), json!(n), headers);
+        t.command(&producer, &format!("m{n}"), command.as_bytes())
             .await;
     }
-    // Until message 3 is settled, the commit never passes its offset (2).
+    // Message 3's first answer fails; until it is settled, the commit stays at its offset (2)
+    // or before, though the messages after it succeeded.
     let failing = Instant::now();
-    let mut highest = None;
-    let mut replies = HashMap::new();
-    while replies.len() < 11 {
+    let mut answered = HashMap::new();
+    let failed = loop {
         let record = next(&mut replies_in, "a reply").await;
         let correlation = record.header("correlation-id").unwrap_or("").to_owned();
-        let reply = record.json();
-        if correlation == "m3" && !replies.contains_key("m3-failed") {
-            assert_eq!(
-                reply["status"], 424,
-                "the first answer to m3 fails: {reply}"
-            );
-            assert_eq!(reply["value"][&label]["status"], 408, "{reply}");
-            highest = cluster.committed(&group, &commands);
-            assert!(
-                highest.is_some_and(|o| o <= 2),
-                "committed past the failed message: {highest:?}"
-            );
-            replies.insert("m3-failed".to_owned(), reply);
-            continue;
+        if correlation == "m3" {
+            break record.json();
         }
-        replies.entry(correlation).or_insert(reply);
-    }
+        answered.insert(correlation, record.json());
+    };
+    assert_eq!(
+        failed["status"], 424,
+        "the first answer to m3 fails: {failed}"
+    );
+    assert_eq!(failed["value"][&label]["status"], 408, "{failed}");
+    let held = t.cluster.committed(&group, commands);
+    assert!(
+        held.is_some_and(|o| o <= 2),
+        "committed past the failed message: {held:?}"
+    );
+    // Redelivered: answered again (and the messages after it, replayed, once more).
+    answered.remove("m3");
+    replies_by_correlation(&mut replies_in, &mut answered, 10).await;
     assert!(failing.elapsed() >= Duration::from_millis(900));
-    assert_eq!(replies["m3"]["status"], 200, "{}", replies["m3"]);
-    assert_eq!(replies["m3"]["value"][&label]["status"], 200);
+    assert_eq!(answered["m3"]["status"], 200, "{}", answered["m3"]);
+    assert_eq!(answered["m3"]["value"][&label]["status"], 200);
     // Applied once each: ten changes after the creation.
-    let now = b.thing(&thing).await;
+    let now = t.b.thing(thing).await;
     assert_eq!(now["_revision"], 11, "{now}");
     for n in 1..=10 {
         assert_eq!(now["attributes"][format!("m{n}")], n, "{now}");
@@ -425,11 +447,11 @@ async fn the_commit_stays_before_a_failed_message_which_is_redelivered_and_appli
     assert_eq!(first, again);
     // And the commit moves on past the last message.
     let started = Instant::now();
-    while cluster.committed(&group, &commands) != Some(10) {
+    while t.cluster.committed(&group, commands) != Some(10) {
         assert!(
             started.elapsed() < WAIT,
-            "committed: {:?} (was {highest:?})",
-            cluster.committed(&group, &commands)
+            "committed: {:?} (held at {held:?})",
+            t.cluster.committed(&group, commands)
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -438,100 +460,69 @@ async fn the_commit_stays_before_a_failed_message_which_is_redelivered_and_appli
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broker_failing_and_recovering_mid_stream_loses_nothing() {
-    let cluster = Cluster::mock();
-    let b = broker_kafka();
-    let u = unique();
-    let thing = format!("meter-{u}");
-    let (commands, replies) = (format!("tw-{u}-commands"), format!("tw-{u}-replies"));
-    cluster.topic(&commands, 1).await;
-    cluster.topic(&replies, 1).await;
-    let mock = cluster.mock.as_ref().expect("mock");
-    // Both partitions on broker 1, which fails.
-    mock.partition_leader(&commands, 0, Some(1))
+    const N: usize = 40;
+    let t = Setup::new(Cluster::mock(), "meter", 1).await;
+    let mock = t.cluster.mock.as_ref().expect("a mock cluster");
+    // Both topics led by broker 1, which fails.
+    mock.partition_leader(&t.commands, 0, Some(1))
         .expect("leader");
-    mock.partition_leader(&replies, 0, Some(1)).expect("leader");
-    let devices = b
-        .open(devices_connection(
-            &format!("devices-{u}"),
-            &cluster.bootstrap,
-            &commands,
+    mock.partition_leader(&t.replies, 0, Some(1))
+        .expect("leader");
+    let devices = t
+        .devices(
+            &format!("devices-{}", t.u),
             json!(["twin-persisted"]),
             json!({}),
-        ))
+        )
         .await;
-    b.create_thing(&thing).await;
-    let mut replies_in = cluster.read(&replies);
-    let producer = cluster.producer();
-    const N: usize = 40;
-    let send = |n: usize| {
-        let (producer, commands, replies, thing) = (
-            producer.clone(),
-            commands.clone(),
-            replies.clone(),
-            thing.clone(),
-        );
-        async move {
-            let mut headers = OwnedHeaders::new();
-            let correlation = format!("m{n}");
-            headers = headers
-                .insert(Header {
-                    key: "correlation-id",
-                    value: Some(&correlation),
-                })
-                .insert(Header {
-                    key: "reply-to",
-                    value: Some(&replies),
-                });
-            let payload = modify(&thing, &format!("/attributes/m{n}"), json!(n), json!({}));
-            producer
-                .send(
-                    FutureRecord::<str, str>::to(&commands)
-                        .payload(&payload)
-                        .headers(headers),
-                    Duration::from_secs(30),
-                )
-                .await
-                .expect("produced");
-        }
-    };
+    let mut replies_in = t.cluster.read(&t.replies);
+    let producer = t.cluster.producer();
+    let command = |n: usize| modify(&t.thing, &format!("/attributes/m{n}"), json!(n), json!({}));
     for n in 0..N / 2 {
-        send(n).await;
+        t.command(&producer, &format!("m{n}"), command(n).as_bytes())
+            .await;
     }
-    // The first half answered, then the broker fails while the second half is sent.
+    // Part of the first half answered; then the broker fails while the second half is sent.
     let mut answered = HashMap::new();
-    while answered.len() < N / 4 {
-        let record = next(&mut replies_in, "a reply").await;
-        answered.insert(
-            record.header("correlation-id").unwrap_or("").to_owned(),
-            record.json(),
-        );
-    }
+    replies_by_correlation(&mut replies_in, &mut answered, N / 4).await;
     mock.broker_down(1).expect("broker down");
-    let sending = tokio::spawn({
-        let sends: Vec<_> = (N / 2..N).map(send).collect();
-        async move {
-            for s in sends {
-                s.await;
+    let sending = {
+        let (producer, commands, replies) =
+            (producer.clone(), t.commands.clone(), t.replies.clone());
+        let commands_of: Vec<(String, String)> =
+            (N / 2..N).map(|n| (format!("m{n}"), command(n))).collect();
+        tokio::spawn(async move {
+            for (correlation, payload) in commands_of {
+                let headers = OwnedHeaders::new()
+                    .insert(Header {
+                        key: "correlation-id",
+                        value: Some(&correlation),
+                    })
+                    .insert(Header {
+                        key: "reply-to",
+                        value: Some(&replies),
+                    });
+                producer
+                    .send(
+                        FutureRecord::<str, str>::to(&commands)
+                            .payload(&payload)
+                            .headers(headers),
+                        Duration::from_secs(30),
+                    )
+                    .await
+                    .expect("produced");
             }
-        }
-    });
+        })
+    };
     tokio::time::sleep(Duration::from_secs(2)).await;
     mock.broker_up(1).expect("broker up");
     sending.await.expect("sent");
-    while answered.len() < N {
-        let record = next(&mut replies_in, "a reply").await;
-        answered.insert(
-            record.header("correlation-id").unwrap_or("").to_owned(),
-            record.json(),
-        );
-    }
+    replies_by_correlation(&mut replies_in, &mut answered, N).await;
     for (correlation, reply) in &answered {
-        assert!(
-            reply["status"] == 201 || reply["status"] == 204,
-            "{correlation}: {reply}"
-        );
+        // Each one creates its attribute.
+        assert_eq!(reply["status"], 201, "{correlation}: {reply}");
     }
-    let now = b.thing(&thing).await;
+    let now = t.b.thing(&t.thing).await;
     assert_eq!(now["_revision"], 1 + N as u64, "each applied once: {now}");
     for n in 0..N {
         assert_eq!(now["attributes"][format!("m{n}")], n, "{now}");
@@ -541,62 +532,18 @@ async fn a_broker_failing_and_recovering_mid_stream_loses_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_payloads_get_error_responses_and_the_stream_goes_on() {
-    let cluster = Cluster::any();
-    let b = broker_kafka();
-    let u = unique();
-    let thing = format!("sensor-{u}");
-    let (commands, replies) = (format!("tw-{u}-commands"), format!("tw-{u}-replies"));
-    cluster.topic(&commands, 1).await;
-    cluster.topic(&replies, 1).await;
-    let devices = b
-        .open(devices_connection(
-            &format!("devices-{u}"),
-            &cluster.bootstrap,
-            &commands,
-            json!([]),
-            json!({}),
-        ))
+    let t = Setup::new(Cluster::any(), "sensor", 1).await;
+    let devices = t
+        .devices(&format!("devices-{}", t.u), json!([]), json!({}))
         .await;
-    b.create_thing(&thing).await;
-    let mut replies_in = cluster.read(&replies);
-    let producer = cluster.producer();
-    let unknown = br#"{"topic":"org.eclipse.ditto/x/things/twin/commands/fly","path":"/"}"#;
-    let good = modify(&thing, "/attributes/on", json!(true), json!({}));
-    for (correlation, payload) in [
-        ("bad-json", &b"{ not json"[..]),
-        ("binary", &[0xff, 0xfe, 0x00][..]),
-        ("unknown-command", &unknown[..]),
-        ("good", good.as_bytes()),
-    ] {
-        cluster
-            .send(
-                &producer,
-                &commands,
-                &[("correlation-id", correlation), ("reply-to", &replies)],
-                payload,
-            )
-            .await;
+    let mut replies_in = t.cluster.read(&t.replies);
+    let producer = t.cluster.producer();
+    for (correlation, payload) in malformed_then_good(&t.thing) {
+        t.command(&producer, correlation, &payload).await;
     }
     let mut answers = HashMap::new();
-    for _ in 0..4 {
-        let record = next(&mut replies_in, "an answer").await;
-        answers.insert(
-            record.header("correlation-id").unwrap_or("").to_owned(),
-            record.json(),
-        );
-    }
-    for expected in ["bad-json", "binary", "unknown-command"] {
-        let error = &answers[expected];
-        assert_eq!(error["status"], 400, "{expected}: {error}");
-        assert!(
-            error["topic"]
-                .as_str()
-                .is_some_and(|t| t.ends_with("/errors")),
-            "{error}"
-        );
-    }
-    assert_eq!(answers["good"]["status"], 204, "{}", answers["good"]);
-    assert_eq!(b.thing(&thing).await["attributes"]["on"], true);
+    replies_by_correlation(&mut replies_in, &mut answers, 4).await;
+    check_malformed_answers(&t.b, &t.thing, &answers).await;
     devices.close().await;
 }
 
@@ -609,84 +556,61 @@ fn lag(metrics: &Value, topic: &str) -> Option<f64> {
         .as_f64()
 }
 
+/// Waits until the connection reports a lag of `want` for partition 0 of `topic`.
+async fn wait_for_lag(devices: &RunningConnection, topic: &str, want: f64) {
+    let started = Instant::now();
+    loop {
+        let json = devices.metrics.json(&devices.id);
+        if lag(&json, topic) == Some(want) {
+            return;
+        }
+        assert!(
+            started.elapsed() < WAIT,
+            "lag never {want}: {}",
+            json["adapterMetrics"]
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn consumer_lag_is_reported_and_closing_drains_and_commits() {
-    let cluster = Cluster::mock();
-    let b = broker_kafka();
-    let u = unique();
-    let thing = format!("gauge-{u}");
-    let (commands, replies) = (format!("tw-{u}-commands"), format!("tw-{u}-replies"));
-    cluster.topic(&commands, 1).await;
-    cluster.topic(&replies, 1).await;
+    let t = Setup::new(Cluster::mock(), "gauge", 1).await;
+    let (u, thing, commands) = (&t.u, &t.thing, &t.commands);
     let label = format!("checker-{u}:checked");
     let (release, released) = tokio::sync::watch::channel(false);
     let _checks = acknowledger(
-        &b.router,
+        &t.b.router,
         &format!("checker-{u}"),
         &label,
         Answering::WhenReleased(released),
     );
     let group = format!("devices-{u}");
-    let devices = b
-        .open(devices_connection(
+    let devices = t
+        .devices(
             &group,
-            &cluster.bootstrap,
-            &commands,
             json!(["twin-persisted"]),
             json!({"statisticsInterval": "200ms", "drainTimeout": "10s"}),
-        ))
+        )
         .await;
-    b.create_thing(&thing).await;
-    let producer = cluster.producer();
-    let send = |n: usize, acks: Value| {
-        let correlation = format!("m{n}");
-        let payload = modify(&thing, &format!("/attributes/m{n}"), json!(n), acks);
-        let (producer, commands, replies) = (&producer, &commands, &replies);
-        let cluster = &cluster;
-        async move {
-            cluster
-                .send(
-                    producer,
-                    commands,
-                    &[("correlation-id", &correlation), ("reply-to", replies)],
-                    payload.as_bytes(),
-                )
-                .await;
-        }
-    };
+    let producer = t.cluster.producer();
     // One settled message: the committed offset is known, the lag 0.
-    send(0, json!({})).await;
-    let until = |want: f64| {
-        let metrics = &devices.metrics;
-        let commands = commands.clone();
-        let group = group.clone();
-        async move {
-            let started = Instant::now();
-            loop {
-                let json = metrics.json(&group);
-                if lag(&json, &commands) == Some(want) {
-                    return;
-                }
-                assert!(
-                    started.elapsed() < WAIT,
-                    "lag never {want}: {}",
-                    json["adapterMetrics"]
-                );
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        }
-    };
-    until(0.0).await;
+    let command = modify(thing, "/attributes/m0", json!(0), json!({}));
+    t.command(&producer, "m0", command.as_bytes()).await;
+    wait_for_lag(&devices, commands, 0.0).await;
     // Five held by the checker: five behind.
     for n in 1..=5 {
-        send(n, json!({"requested-acks": ["twin-persisted", label]})).await;
+        let acks = json!({"requested-acks": ["twin-persisted", label]});
+        let command = modify(thing, &format!("/attributes/m{n}"), json!(n), acks);
+        t.command(&producer, &format!("m{n}"), command.as_bytes())
+            .await;
     }
-    until(5.0).await;
+    wait_for_lag(&devices, commands, 5.0).await;
     // Closing waits for them (released meanwhile), then commits past them.
     let closing = tokio::spawn(devices.close());
     tokio::time::sleep(Duration::from_millis(300)).await;
     release.send_replace(true);
     closing.await.expect("closed");
-    assert_eq!(cluster.committed(&group, &commands), Some(6));
-    assert_eq!(b.thing(&thing).await["_revision"], 7);
+    assert_eq!(t.cluster.committed(&group, commands), Some(6));
+    assert_eq!(t.b.thing(thing).await["_revision"], 7);
 }

@@ -221,3 +221,48 @@ pub fn acknowledger(
     });
     seen
 }
+
+/// The malformed payloads every adapter test sends, by correlation-id, and a good modify last.
+pub fn malformed_then_good(thing: &str) -> Vec<(&'static str, Vec<u8>)> {
+    vec![
+        ("bad-json", b"{ not json".to_vec()),
+        ("binary", vec![0xff, 0xfe, 0x00]),
+        (
+            "unknown-command",
+            br#"{"topic":"org.eclipse.ditto/x/things/twin/commands/fly","path":"/"}"#.to_vec(),
+        ),
+        (
+            "good",
+            modify(thing, "/attributes/on", json!(true), json!({})).into_bytes(),
+        ),
+    ]
+}
+
+/// The answers to [`malformed_then_good`], by correlation-id: errors for the malformed ones, the
+/// good one applied.
+pub async fn check_malformed_answers(b: &Broker, thing: &str, answers: &HashMap<String, Value>) {
+    for expected in ["bad-json", "binary", "unknown-command"] {
+        let error = &answers[expected];
+        assert_eq!(error["status"], 400, "{expected}: {error}");
+        assert!(
+            error["topic"]
+                .as_str()
+                .is_some_and(|t| t.ends_with("/errors")),
+            "{error}"
+        );
+    }
+    assert_eq!(answers["good"]["status"], 204, "{}", answers["good"]);
+    assert_eq!(b.thing(thing).await["attributes"]["on"], true);
+}
+
+/// A reply aggregating `twin-persisted` (a new attribute: 204 for a change) and the events
+/// connection's `<events>:published` acknowledgement.
+pub fn check_acknowledged(reply: &Value, events_connection: &str) {
+    assert_eq!(reply["status"], 200, "{reply}");
+    assert_eq!(reply["value"]["twin-persisted"]["status"], 204, "{reply}");
+    assert_eq!(
+        reply["value"][format!("{events_connection}:published")]["status"],
+        200,
+        "{reply}"
+    );
+}
