@@ -3,6 +3,7 @@
 # e.g. scripts/test.sh -p twinwire-protocol
 set -euo pipefail
 cd "$(dirname "$0")/.."
+bash scripts/build-deps.sh # librdkafka's build needs a C toolchain and the OpenSSL headers
 bash scripts/services.sh # the adapter tests talk to the real RabbitMQ and Mosquitto
 bash scripts/js-client.sh # Ditto's JavaScript client, for the compatibility test
 
