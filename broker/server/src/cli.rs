@@ -40,6 +40,10 @@ pub enum Command {
         /// A basic auth user NAME:PASSWORD, authenticated as the subject nginx:NAME; repeatable.
         #[arg(long = "user")]
         users: Vec<String>,
+        /// How log lines are written to stderr: `text` for people, `json` (one object a line)
+        /// for log collectors. The level comes from RUST_LOG (default info).
+        #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+        log_format: LogFormat,
     },
     /// Check a directory of connection YAML files (or one file): every problem with its file,
     /// line and field, and what to do; warnings where a route cannot be acknowledged end to
@@ -106,7 +110,9 @@ pub fn run(cli: Cli) -> ExitCode {
             connections,
             plugins,
             users,
+            log_format,
         } => {
+            init_logging_as("info", log_format);
             let overrides = RunFlags {
                 listen,
                 data_dir,
@@ -201,7 +207,6 @@ struct RunFlags {
 }
 
 fn run_broker(config_file: Option<PathBuf>, flags: RunFlags) -> ExitCode {
-    init_logging_at("info");
     let mut config = match &config_file {
         Some(path) => match crate::config::Config::load(path) {
             Ok(config) => config,
@@ -301,12 +306,26 @@ fn init_logging() {
 }
 
 fn init_logging_at(level: &str) {
+    init_logging_as(level, LogFormat::Text);
+}
+
+/// How `twinwire run` writes its log lines.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+fn init_logging_as(level: &str, format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(io::stderr)
-        .try_init();
+        .with_writer(io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().with_current_span(true).try_init(),
+    };
 }
 
 /// Exit code for an input that could not be read (as opposed to 1, "a message is invalid").

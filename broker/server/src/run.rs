@@ -101,6 +101,8 @@ pub fn add_flag_users(config: &mut Config, users: &[String]) -> Result<(), RunEr
 
 /// Starts the broker; it runs until [`Running::stop`] or, with `signals`, SIGINT or SIGTERM.
 pub async fn start(mut config: Config, signals: bool) -> Result<Running, RunError> {
+    // Before anything records a metric.
+    let _ = crate::http::operations::prometheus();
     let data_dir = config
         .data_dir
         .clone()

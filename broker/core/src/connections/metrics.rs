@@ -153,6 +153,8 @@ const OUTBOUND: [Kind; 5] = [
 /// The metrics of one connection.
 #[derive(Debug)]
 pub struct ConnectionMetrics {
+    /// The connection's ID: the label of its Prometheus series.
+    id: String,
     sources: Vec<(String, Mutex<Meters>)>,
     targets: Vec<(String, Mutex<Meters>)>,
     /// The adapter's gauges (e.g. Kafka consumer lag per partition), by name and labels.
@@ -161,8 +163,9 @@ pub struct ConnectionMetrics {
 
 impl ConnectionMetrics {
     /// Metrics for sources and targets named by their configured addresses.
-    pub fn new(sources: Vec<String>, targets: Vec<String>) -> Self {
+    pub fn new(id: &str, sources: Vec<String>, targets: Vec<String>) -> Self {
         ConnectionMetrics {
+            id: id.to_owned(),
             sources: sources.into_iter().map(|a| (a, Mutex::default())).collect(),
             targets: targets.into_iter().map(|a| (a, Mutex::default())).collect(),
             gauges: Mutex::default(),
@@ -171,6 +174,17 @@ impl ConnectionMetrics {
 
     /// Sets a gauge the adapter reports.
     pub fn gauge(&self, name: &str, labels: &[(&str, &str)], value: f64) {
+        let series: String = name
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+            .collect();
+        let mut prometheus_labels = vec![metrics::Label::new("connection", self.id.clone())];
+        prometheus_labels.extend(
+            labels
+                .iter()
+                .map(|(n, v)| metrics::Label::new((*n).to_owned(), (*v).to_owned())),
+        );
+        metrics::gauge!(format!("twinwire_{series}"), prometheus_labels).set(value);
         let labels = labels
             .iter()
             .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
@@ -208,11 +222,26 @@ impl ConnectionMetrics {
     /// Counts an inbound event of source `index`.
     pub fn source(&self, index: usize, kind: Kind, success: bool) {
         record(&self.sources, index, kind, success);
+        self.count("inbound", kind, success);
+    }
+
+    /// The Prometheus counter of a message event: per connection, direction, type and outcome
+    /// (not per address, which placeholders would multiply).
+    fn count(&self, direction: &'static str, kind: Kind, success: bool) {
+        metrics::counter!(
+            "twinwire_connection_messages_total",
+            "connection" => self.id.clone(),
+            "direction" => direction,
+            "type" => kind.name(),
+            "outcome" => if success { "success" } else { "failure" },
+        )
+        .increment(1);
     }
 
     /// Counts an outbound event of target `index`.
     pub fn target(&self, index: usize, kind: Kind, success: bool) {
         record(&self.targets, index, kind, success);
+        self.count("outbound", kind, success);
     }
 
     /// The total of a kind over all sources and targets in the last 24 hours.
@@ -302,7 +331,7 @@ mod tests {
 
     #[test]
     fn adapter_gauges_keep_the_last_value_per_labels() {
-        let metrics = ConnectionMetrics::new(vec![], vec![]);
+        let metrics = ConnectionMetrics::new("c1", vec![], vec![]);
         metrics.gauge(
             "kafka_consumer_lag",
             &[("topic", "t"), ("partition", "0")],
@@ -339,7 +368,7 @@ mod tests {
         assert_eq!(meter.within(now, 60), 2);
         assert_eq!(meter.within(now, MINUTES as i64), 3);
         let metrics =
-            ConnectionMetrics::new(vec!["q".into()], vec!["events/{{ thing:id }}".into()]);
+            ConnectionMetrics::new("c1", vec!["q".into()], vec!["events/{{ thing:id }}".into()]);
         metrics.source(0, Kind::Consumed, true);
         metrics.source(0, Kind::Mapped, false);
         metrics.target(0, Kind::Published, true);

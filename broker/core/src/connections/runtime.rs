@@ -121,6 +121,8 @@ struct Sink {
     failed: tokio::sync::watch::Sender<Option<String>>,
     metrics: Arc<ConnectionMetrics>,
     intake: Arc<Intake>,
+    /// Whether the adapter connected before: connecting again counts as a reconnect.
+    connected_once: std::sync::atomic::AtomicBool,
 }
 
 impl HostSink for Sink {
@@ -153,6 +155,22 @@ impl HostSink for Sink {
             },
         );
         tracing::info!(connection = %self.id, ?status, detail, "connection status");
+        metrics::gauge!("twinwire_connection_connected", "connection" => self.id.clone()).set(
+            if status == ConnectionStatus::Connected {
+                1.0
+            } else {
+                0.0
+            },
+        );
+        if status == ConnectionStatus::Connected
+            && previous.status != ConnectionStatus::Connected
+            && self
+                .connected_once
+                .swap(true, std::sync::atomic::Ordering::AcqRel)
+        {
+            metrics::counter!("twinwire_connection_reconnects_total", "connection" => self.id.clone())
+                .increment(1);
+        }
         if status == ConnectionStatus::Failed {
             self.failed.send_replace(Some(detail.to_owned()));
         }
@@ -231,6 +249,7 @@ impl RunningConnection {
         let ready = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let (failed, failures) = tokio::sync::watch::channel(None);
         let metrics = Arc::new(ConnectionMetrics::new(
+            &id,
             connection
                 .sources
                 .iter()
@@ -247,6 +266,7 @@ impl RunningConnection {
             failed,
             metrics: Arc::clone(&metrics),
             intake: Arc::clone(&intake),
+            connected_once: std::sync::atomic::AtomicBool::new(false),
             id: id.clone(),
             inbound: inbound_tx,
             status: Arc::clone(&status),
@@ -449,9 +469,20 @@ async fn inbound_loop(
             message: external.clone(),
         };
         let taken = Arc::clone(&intake);
+        let settled_by = id.clone();
         let settlement = Settlement::new(move |outcome: Outcome| {
             let (outcome, dead) = poison.judge(outcome);
             let settle = settle_outcome(&outcome);
+            metrics::counter!(
+                "twinwire_connection_settlements_total",
+                "connection" => settled_by,
+                "outcome" => match settle {
+                    twinwire_plugin::Outcome::Delivered => "delivered",
+                    twinwire_plugin::Outcome::Retryable => "retryable",
+                    twinwire_plugin::Outcome::Permanent => "permanent",
+                },
+            )
+            .increment(1);
             tokio::spawn(async move {
                 if let Some(dead) = dead {
                     if let Err(e) = settling.send(to_plugin(&dead)).await {

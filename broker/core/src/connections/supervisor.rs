@@ -298,7 +298,7 @@ impl Supervisor {
             .unwrap_or_else(PoisonError::into_inner);
         Some(match running.as_ref() {
             Some(r) => r.metrics.json(id),
-            None => ConnectionMetrics::new(Vec::new(), Vec::new()).json(id),
+            None => ConnectionMetrics::new(id, Vec::new(), Vec::new()).json(id),
         })
     }
 

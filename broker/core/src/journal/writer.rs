@@ -161,6 +161,11 @@ impl Journal {
         })
     }
 
+    /// Why the journal stopped taking appends (a failed write: fail-stop), if it did.
+    pub fn failure(&self) -> Option<String> {
+        self.shared.failure.get().map(|e| e.to_string())
+    }
+
     /// Queues events (of one or several entities) for the next group commit, all or nothing.
     ///
     /// Returns once they are queued, waiting only while the queue is full (that is the push
@@ -382,7 +387,12 @@ impl Writer {
             // Only flushes: everything before them was completed by earlier batches.
             Outcome::Durable
         } else {
-            match self.store.append(&events, &snapshots) {
+            let started = std::time::Instant::now();
+            let appended = self.store.append(&events, &snapshots);
+            metrics::histogram!("twinwire_journal_commit_seconds")
+                .record(started.elapsed().as_secs_f64());
+            metrics::histogram!("twinwire_journal_batch_records").record(records as f64);
+            match appended {
                 Ok(()) => {
                     tracing::trace!(records, bytes, waiters = waiters.len(), "journal commit");
                     Outcome::Durable

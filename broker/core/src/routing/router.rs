@@ -236,7 +236,32 @@ impl Router {
     /// thing's shard before this returns, so a requester that submits one signal after the
     /// other (a session, a source) has its commands applied in that order, however it awaits
     /// the answers: it can pipeline.
-    pub async fn submit(&self, mut signal: Envelope, from: &Requester) -> Pending {
+    pub async fn submit(&self, signal: Envelope, from: &Requester) -> Pending {
+        use tracing::Instrument;
+        // Every log line of the signal's way carries its correlation-id.
+        let span = tracing::info_span!(
+            "signal",
+            correlation_id = signal.headers.correlation_id().unwrap_or(""),
+            topic = %signal.topic,
+        );
+        let pending = self
+            .submit_in_span(signal, from)
+            .instrument(span.clone())
+            .await;
+        Box::pin(pending.instrument(span))
+    }
+
+    async fn submit_in_span(&self, mut signal: Envelope, from: &Requester) -> Pending {
+        let received = std::time::Instant::now();
+        let origin = origin_label(from.origin);
+        metrics::counter!(
+            "twinwire_signals_received_total",
+            "group" => signal.topic.group.as_str(),
+            "channel" => signal.topic.channel.as_str(),
+            "criterion" => signal.topic.criterion.name(),
+            "origin" => origin,
+        )
+        .increment(1);
         signal.headers.strip_internal_from_client();
         if let Some(origin) = from.origin_id() {
             signal.headers.insert(names::DITTO_ORIGIN, origin);
@@ -268,9 +293,12 @@ impl Router {
         let live_copy = (request.kind == RequestKind::Live).then(|| command.clone());
         let submitted = self.engine.submit(command, &from.auth).await;
         Box::pin(async move {
-            router
-                .twin_command(submitted, request, waiter, live_copy, &from)
-                .await
+            let answer = router
+                .twin_command(submitted, request, waiter, live_copy, &from, received)
+                .await;
+            metrics::histogram!("twinwire_command_seconds", "stage" => "answered", "origin" => origin)
+                .record(received.elapsed().as_secs_f64());
+            answer
         })
     }
 
@@ -368,10 +396,14 @@ impl Router {
         waiter: Option<AckWaiter>,
         live_copy: Option<Envelope>,
         from: &Requester,
+        received: std::time::Instant,
     ) -> Answer {
         let executed = submitted.await;
         let mut response = executed.response;
-        if executed.durable.await.is_err() {
+        let durable = executed.durable.await;
+        metrics::histogram!("twinwire_command_seconds", "stage" => "durable", "origin" => origin_label(from.origin))
+            .record(received.elapsed().as_secs_f64());
+        if durable.is_err() {
             response =
                 response.error_response(&exc::thing_unavailable(&response.topic.entity_id()));
         }
@@ -684,4 +716,13 @@ fn now_millis() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// The `origin` label of the router's metrics.
+fn origin_label(origin: Origin) -> &'static str {
+    match origin {
+        Origin::Http => "http",
+        Origin::WebSocket => "websocket",
+        Origin::Connection => "connection",
+    }
 }

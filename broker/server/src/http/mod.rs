@@ -16,6 +16,7 @@ pub mod caller;
 pub mod connections;
 pub mod error;
 pub mod migrate;
+pub mod operations;
 pub mod policies;
 pub mod reply;
 pub mod request;
@@ -56,7 +57,7 @@ pub struct AppState {
 /// The whole HTTP API.
 pub fn router(state: AppState) -> AxumRouter {
     let max_bytes = state.limits.max_message_bytes;
-    AxumRouter::new()
+    let api = AxumRouter::new()
         .merge(things::routes())
         .merge(policies::routes())
         .merge(caller::routes())
@@ -66,7 +67,11 @@ pub fn router(state: AppState) -> AxumRouter {
             ApiError(gateway::not_found(uri.path())).into_response()
         })
         .layer(middleware::from_fn_with_state(state.clone(), authenticate))
-        .layer(DefaultBodyLimit::max(max_bytes))
+        .layer(DefaultBodyLimit::max(max_bytes));
+    // Operators' probes and scrapers come without credentials.
+    AxumRouter::new()
+        .merge(operations::routes())
+        .merge(api)
         .with_state(state)
 }
 
