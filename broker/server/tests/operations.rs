@@ -110,6 +110,15 @@ async fn metrics_count_an_http_flow_and_health_answers_without_credentials() {
     let le = [("stage", "answered"), ("origin", "http"), ("le", "30")];
     assert_eq!(moved("twinwire_command_seconds_bucket", &le), 6.0);
     assert!(after.contains("# TYPE twinwire_signals_received_total counter"));
+    // The thing was read from the journal once (its creation), then served from memory.
+    assert_eq!(
+        moved("twinwire_things_loaded_total", &[("from", "journal")]),
+        1.0
+    );
+    // Each change awaited twin-persisted; none is pending now, no shard has a backlog.
+    assert_eq!(moved("twinwire_ack_requests_total", &[]), 5.0);
+    assert_eq!(sample(&after, "twinwire_acks_pending", &[]), 0.0);
+    assert!(after.contains("twinwire_shard_queue_depth{shard=\"0\"} 0"));
 
     // Health, without credentials.
     let live = http

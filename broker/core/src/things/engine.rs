@@ -189,6 +189,14 @@ impl ThingEngine {
         answer.await.unwrap_or_else(|_| unavailable())
     }
 
+    /// Requests queued for each thing shard and not yet taken (its backlog).
+    pub fn shard_queue_depths(&self) -> Vec<usize> {
+        self.shards
+            .iter()
+            .map(|s| s.max_capacity() - s.capacity())
+            .collect()
+    }
+
     pub fn journal(&self) -> &Journal {
         &self.journal
     }

@@ -463,6 +463,12 @@ impl Shard {
     /// The cached entity, or the one rebuilt from its snapshot and events.
     fn load(&mut self, id: &ThingId) -> Result<&mut Cached, DittoError> {
         if !self.things.contains(id) {
+            let from = if self.compact.contains(id) {
+                "compact"
+            } else {
+                "journal"
+            };
+            metrics::counter!("twinwire_things_loaded_total", "from" => from).increment(1);
             let cached = match self.compact.pop(id) {
                 Some(compact) => Cached {
                     entity: ThingEntity::from_snapshot(id.clone(), compact.revision, &compact.data).map_err(|e| {
@@ -475,7 +481,16 @@ impl Shard {
             };
             if let Some((evicted_id, evicted)) = self.things.push(id.clone(), cached) {
                 if &evicted_id != id {
-                    self.compact.push(evicted_id, Compact::of(&evicted));
+                    metrics::counter!("twinwire_things_evicted_total", "to" => "compact")
+                        .increment(1);
+                    if self
+                        .compact
+                        .push(evicted_id, Compact::of(&evicted))
+                        .is_some()
+                    {
+                        metrics::counter!("twinwire_things_evicted_total", "to" => "journal")
+                            .increment(1);
+                    }
                 }
             }
         }

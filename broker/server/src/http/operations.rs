@@ -74,9 +74,26 @@ async fn metrics(State(state): State<AppState>) -> Response {
     let Some(handle) = prometheus() else {
         return (StatusCode::SERVICE_UNAVAILABLE, "no metrics recorder\n").into_response();
     };
-    // Gauges read at scrape time.
+    // Gauges and totals kept elsewhere, read at scrape time.
     metrics::gauge!("twinwire_websocket_sessions")
         .set(state.sessions.load(Ordering::Relaxed) as f64);
+    let published = state.router.publisher().stats();
+    metrics::gauge!("twinwire_subscriptions").set(published.subscriptions as f64);
+    metrics::counter!("twinwire_deliveries_total", "outcome" => "delivered")
+        .absolute(published.delivered);
+    metrics::counter!("twinwire_deliveries_total", "outcome" => "dropped")
+        .absolute(published.dropped);
+    metrics::gauge!("twinwire_acks_pending").set(state.router.acks().len() as f64);
+    for (shard, depth) in state
+        .router
+        .engine()
+        .shard_queue_depths()
+        .into_iter()
+        .enumerate()
+    {
+        metrics::gauge!("twinwire_shard_queue_depth", "shard" => shard.to_string())
+            .set(depth as f64);
+    }
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         handle.render(),

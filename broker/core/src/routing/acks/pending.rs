@@ -112,6 +112,7 @@ impl PendingAcks {
         };
         let (sender, receiver) = oneshot::channel();
         state.waiters.insert(key.clone(), sender);
+        metrics::counter!("twinwire_ack_requests_total").increment(1);
         Ok(Some(AckWaiter {
             receiver,
             deadline,
@@ -128,7 +129,13 @@ impl PendingAcks {
     pub fn acknowledge(&self, issuer: &AckIssuer, ack: Acknowledgement) -> Result<(), AckError> {
         self.shared.declared.check_issued(issuer, &ack)?;
         let mut state = self.state();
-        if let Some(completion) = state.table.accept(ack)? {
+        let accepted = state.table.accept(ack);
+        metrics::counter!(
+            "twinwire_acks_received_total",
+            "outcome" => if accepted.is_ok() { "accepted" } else { "refused" },
+        )
+        .increment(1);
+        if let Some(completion) = accepted? {
             state.deliver(completion);
         }
         Ok(())
@@ -212,6 +219,7 @@ impl PendingAcks {
             let ack = weak_ack(label.clone(), &key.entity_id, &key.correlation_id);
             match state.table.accept(ack) {
                 Ok(done) => {
+                    metrics::counter!("twinwire_acks_weak_total").increment(1);
                     issued.push(label);
                     if let Some(completion) = done {
                         state.deliver(completion);
@@ -227,6 +235,7 @@ impl PendingAcks {
     fn expire(&self, key: &AckKey) {
         let mut state = self.state();
         if let Some(completion) = state.table.expire_key(key) {
+            metrics::counter!("twinwire_ack_requests_timed_out_total").increment(1);
             tracing::debug!(
                 correlation_id = %key.correlation_id,
                 entity = %key.entity_id,
