@@ -13,7 +13,8 @@
 //! and output; a consumer reads the output topic. Latency: from producing to receiving.
 //!
 //! `cargo bench -p twinwire-tests --bench kafka` (`KAFKA_BENCH_MESSAGES`, default 20000;
-//! `KAFKA_BENCH_ROUNDS`, default 3: the median round is reported).
+//! `KAFKA_BENCH_ROUNDS`, default 3: the median round is reported; `KAFKA_BENCH_PROMETHEUS=1`
+//! installs a Prometheus recorder first, as `twinwire run` does, so the metrics cost counts).
 
 use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
 use rdkafka::message::Message as _;
@@ -336,6 +337,12 @@ fn median(mut rounds: Vec<Round>) -> Round {
 fn main() {
     let messages = env_number("KAFKA_BENCH_MESSAGES", 20_000);
     let rounds = env_number("KAFKA_BENCH_ROUNDS", 3).max(1);
+    let prometheus = env_number("KAFKA_BENCH_PROMETHEUS", 0) == 1;
+    if prometheus {
+        metrics_exporter_prometheus::PrometheusBuilder::new()
+            .install_recorder()
+            .expect("a Prometheus recorder");
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -357,7 +364,8 @@ fn main() {
             tw.push(round);
         }
         let (raw, tw) = (median(raw), median(tw));
-        println!("Kafka end to end (librdkafka mock cluster), {messages} messages, window {WINDOW}, median of {rounds} rounds");
+        let recorder = if prometheus { ", Prometheus recorder installed" } else { "" };
+        println!("Kafka end to end (librdkafka mock cluster), {messages} messages, window {WINDOW}, median of {rounds} rounds{recorder}");
         println!("| scenario | messages/s | p50 ms | p99 ms | CPU µs/message | x baseline |");
         println!("|---|---|---|---|---|---|");
         println!(
