@@ -28,10 +28,7 @@ struct ConsumerCtx {
 
 impl ClientContext for ConsumerCtx {
     fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
-        crate::Context {
-            shared: Arc::clone(&self.shared),
-        }
-        .log(level, facility, message);
+        self.shared.librdkafka_log(level, facility, message);
     }
 
     fn error(&self, error: KafkaError, reason: &str) {

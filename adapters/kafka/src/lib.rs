@@ -68,6 +68,20 @@ impl Shared {
             .log(level, &format!("kafka {}: {text}", self.config.id));
     }
 
+    /// A log line of librdkafka's (either client), at the host's nearest level.
+    fn librdkafka_log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
+        let level = match level {
+            RDKafkaLogLevel::Emerg
+            | RDKafkaLogLevel::Alert
+            | RDKafkaLogLevel::Critical
+            | RDKafkaLogLevel::Error
+            | RDKafkaLogLevel::Warning => LogLevel::Warn,
+            RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info => LogLevel::Info,
+            RDKafkaLogLevel::Debug => LogLevel::Debug,
+        };
+        self.log(level, &format!("librdkafka {facility}: {message}"));
+    }
+
     fn state(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -80,17 +94,7 @@ struct Context {
 
 impl ClientContext for Context {
     fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
-        let level = match level {
-            RDKafkaLogLevel::Emerg
-            | RDKafkaLogLevel::Alert
-            | RDKafkaLogLevel::Critical
-            | RDKafkaLogLevel::Error
-            | RDKafkaLogLevel::Warning => LogLevel::Warn,
-            RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info => LogLevel::Info,
-            RDKafkaLogLevel::Debug => LogLevel::Debug,
-        };
-        self.shared
-            .log(level, &format!("librdkafka {facility}: {message}"));
+        self.shared.librdkafka_log(level, facility, message);
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
