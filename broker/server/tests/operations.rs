@@ -44,15 +44,21 @@ async fn scrape(http: &reqwest::Client, base: &str) -> String {
     response.text().await.expect("text")
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn metrics_count_an_http_flow_and_health_answers_without_credentials() {
-    let dir = tempfile::tempdir().expect("temp dir");
+/// A broker on a free port with its journal in `dir` and the user alice (password wonderland).
+fn alice_config(dir: &std::path::Path) -> Config {
     let mut config = Config {
         listen: "127.0.0.1:0".parse().expect("addr"),
-        data_dir: Some(dir.path().to_owned()),
+        data_dir: Some(dir.to_owned()),
         ..Config::default()
     };
     run::add_flag_users(&mut config, &["alice:wonderland".to_owned()]).expect("users");
+    config
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_an_http_flow_and_health_answers_without_credentials() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = alice_config(dir.path());
     let running = run::start(config, false).await.expect("started");
     let base = format!("http://{}", running.addr);
     let http = reqwest::Client::new();
@@ -190,4 +196,79 @@ async fn not_ready_while_an_open_connection_is_not_connected() {
         .expect("live");
     assert_eq!(live.status(), 200, "live while not ready");
     running.stop().await.expect("stopped");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn things_in_memory_follows_loads_creates_evictions_and_deletes() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut config = alice_config(dir.path());
+    // One shard holding two things parsed and one compact (the compact cache's least size).
+    config.engine.shards = 1;
+    config.engine.max_things_in_memory = 2;
+    let running = run::start(config, false).await.expect("started");
+    let base = format!("http://{}", running.addr);
+    let http = reqwest::Client::new();
+    let status = |method: reqwest::Method, n: u32| {
+        let request = http
+            .request(method, format!("{base}/api/2/things/{NS}:memory-{n}"))
+            .basic_auth("alice", Some("wonderland"))
+            .json(&json!({"attributes": {"n": n}}));
+        async move { request.send().await.expect("request").status().as_u16() }
+    };
+    let before = scrape(&http, &base).await;
+    let moved = |after: &str, name: &str, labels: &[(&str, &str)]| {
+        sample(after, name, labels) - sample(&before, name, labels)
+    };
+    let in_memory = |after: &str| moved(after, "twinwire_things_in_memory", &[("shard", "0")]);
+    let evicted =
+        |after: &str, to: &str| moved(after, "twinwire_things_evicted_total", &[("to", to)]);
+    let loaded = |after: &str| {
+        moved(
+            after,
+            "twinwire_things_loaded_total",
+            &[("from", "journal")],
+        )
+    };
+
+    // A missing thing is looked up (its entry takes a place in the cache) but not counted.
+    assert_eq!(status(reqwest::Method::GET, 0).await, 404);
+    for n in 1..=3 {
+        assert_eq!(status(reqwest::Method::PUT, n).await, 201);
+    }
+    let after = scrape(&http, &base).await;
+    assert_eq!(in_memory(&after), 3.0);
+    // memory-0's entry and memory-1 went compact; memory-0's then left memory.
+    assert_eq!(evicted(&after, "compact"), 2.0);
+    assert_eq!(evicted(&after, "journal"), 1.0);
+
+    // A fourth pushes the compact memory-1 out of memory: still three.
+    assert_eq!(status(reqwest::Method::PUT, 4).await, 201);
+    let after = scrape(&http, &base).await;
+    assert_eq!(in_memory(&after), 3.0);
+    assert_eq!(evicted(&after, "journal"), 2.0);
+
+    // A delete leaves one less.
+    assert_eq!(status(reqwest::Method::DELETE, 4).await, 204);
+    let after = scrape(&http, &base).await;
+    assert_eq!(in_memory(&after), 2.0);
+    // Loading memory-1 back from the journal compacts memory-3 and pushes memory-2 out.
+    let loaded_before = loaded(&after);
+    assert_eq!(status(reqwest::Method::GET, 1).await, 200);
+    let after = scrape(&http, &base).await;
+    assert_eq!(loaded(&after) - loaded_before, 1.0);
+    assert_eq!(in_memory(&after), 2.0);
+    assert_eq!(evicted(&after, "journal"), 3.0);
+    assert!(after.contains("# TYPE twinwire_things_in_memory gauge"));
+
+    // Stopped, its things leave memory (the shard task ends once its last sender is gone).
+    running.stop().await.expect("stopped");
+    let handle = twinwire::http::operations::prometheus().expect("the recorder");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while in_memory(&handle.render()) != 0.0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the stopped shard's things still count"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
 }

@@ -133,13 +133,13 @@ impl ThingEngine {
             publisher: None,
         };
         let senders: Vec<_> = (0..shards)
-            .map(|_| {
+            .map(|index| {
                 let (sender, inbox) = mpsc::channel(config.inbox_capacity.max(1));
                 let mut shard_config = shard_config.clone();
                 shard_config.publisher = sink
                     .as_ref()
                     .map(|sink| publish::spawn(Arc::clone(sink), config.inbox_capacity));
-                tokio::spawn(Shard::new(journal.clone(), shard_config).run(inbox));
+                tokio::spawn(Shard::new(journal.clone(), index, shard_config).run(inbox));
                 sender
             })
             .collect();

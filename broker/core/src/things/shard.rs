@@ -98,6 +98,8 @@ struct Cached {
 struct Compact {
     revision: u64,
     last_append: u64,
+    /// Whether the thing exists (not a missing or deleted ID's entry), for the in-memory gauge.
+    exists: bool,
     data: Box<[u8]>,
 }
 
@@ -106,6 +108,7 @@ impl Compact {
         Compact {
             revision: cached.entity.revision,
             last_append: cached.last_append,
+            exists: cached.entity.exists(),
             data: cached.entity.snapshot_data().into_boxed_slice(),
         }
     }
@@ -123,6 +126,44 @@ pub(super) struct Shard {
     /// copy is answered from here instead of applied again (see
     /// [`Consumed`](crate::routing::Consumed)). In memory only: a restart forgets it.
     applied: LruCache<(ThingId, u64), Applied>,
+    /// Existing things held in `things` and `compact` (entries of missing or deleted IDs are
+    /// not counted), mirrored in the shard's `twinwire_things_in_memory` gauge.
+    resident: Resident,
+}
+
+/// A shard's count of things in memory and its gauge. The gauge moves by steps rather than
+/// being set, so that engines sharing a process (tests) add up; the handle is kept, so a change
+/// costs no registry look-up.
+struct Resident {
+    count: usize,
+    gauge: metrics::Gauge,
+}
+
+impl Resident {
+    fn new(shard: usize) -> Self {
+        Resident {
+            count: 0,
+            gauge: metrics::gauge!("twinwire_things_in_memory", "shard" => shard.to_string()),
+        }
+    }
+
+    /// A thing came into memory (`true`) or left it (`false`).
+    fn moved(&mut self, came: bool) {
+        if came {
+            self.count += 1;
+            self.gauge.increment(1.0);
+        } else if self.count > 0 {
+            self.count -= 1;
+            self.gauge.decrement(1.0);
+        }
+    }
+}
+
+impl Drop for Resident {
+    /// A stopped shard's things leave memory with it.
+    fn drop(&mut self) {
+        self.gauge.decrement(self.count as f64);
+    }
 }
 
 /// Changes remembered for redeliveries, per shard.
@@ -162,12 +203,13 @@ pub(crate) fn now() -> (String, i64) {
 }
 
 impl Shard {
-    pub(super) fn new(journal: Journal, config: ShardConfig) -> Self {
+    pub(super) fn new(journal: Journal, index: usize, config: ShardConfig) -> Self {
         Shard {
             appender: Appender::new(journal),
             things: LruCache::new(config.max_parsed),
             compact: LruCache::new(config.max_things),
             applied: LruCache::new(APPLIED_MEMORY),
+            resident: Resident::new(index),
             config,
         }
     }
@@ -326,7 +368,9 @@ impl Shard {
             Err(e) => return fail(&envelope, e),
         };
         event.headers = persisted_headers;
+        let existed = cached.entity.exists();
         cached.entity.apply(&event);
+        let exists = cached.entity.exists();
         cached.last_append = sequence;
         let mut response = response;
         response.headers.insert("etag", cached.entity.etag());
@@ -377,6 +421,10 @@ impl Shard {
                 durable
             }
         };
+        if existed != exists {
+            // Created, or deleted: the entry stays, but as a missing thing.
+            self.resident.moved(exists);
+        }
         if let Some(key) = key {
             self.applied.put(
                 (id.clone(), key),
@@ -472,24 +520,34 @@ impl Shard {
             let cached = match self.compact.pop(id) {
                 Some(compact) => Cached {
                     entity: ThingEntity::from_snapshot(id.clone(), compact.revision, &compact.data).map_err(|e| {
+                        // The compact copy is gone: it no longer counts as in memory.
+                        if compact.exists {
+                            self.resident.moved(false);
+                        }
                         tracing::error!(thing = %id, error = %e, "a compacted thing does not parse");
                         exc::thing_unavailable(id.as_str())
                     })?,
                     last_append: compact.last_append,
                 },
-                None => Cached { entity: recover(self.appender.journal(), id, u64::MAX)?, last_append: 0 },
+                None => {
+                    let entity = recover(self.appender.journal(), id, u64::MAX)?;
+                    if entity.exists() {
+                        self.resident.moved(true);
+                    }
+                    Cached { entity, last_append: 0 }
+                }
             };
             if let Some((evicted_id, evicted)) = self.things.push(id.clone(), cached) {
                 if &evicted_id != id {
                     metrics::counter!("twinwire_things_evicted_total", "to" => "compact")
                         .increment(1);
-                    if self
-                        .compact
-                        .push(evicted_id, Compact::of(&evicted))
-                        .is_some()
+                    if let Some((_, dropped)) = self.compact.push(evicted_id, Compact::of(&evicted))
                     {
                         metrics::counter!("twinwire_things_evicted_total", "to" => "journal")
                             .increment(1);
+                        if dropped.exists {
+                            self.resident.moved(false);
+                        }
                     }
                 }
             }
