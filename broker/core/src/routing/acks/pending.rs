@@ -130,11 +130,7 @@ impl PendingAcks {
         self.shared.declared.check_issued(issuer, &ack)?;
         let mut state = self.state();
         let accepted = state.table.accept(ack);
-        metrics::counter!(
-            "twinwire_acks_received_total",
-            "outcome" => if accepted.is_ok() { "accepted" } else { "refused" },
-        )
-        .increment(1);
+        count_received(accepted.is_ok());
         if let Some(completion) = accepted? {
             state.deliver(completion);
         }
@@ -156,7 +152,9 @@ impl PendingAcks {
         let mut first_error = None;
         let mut state = self.state();
         for ack in acks {
-            match state.table.accept(ack) {
+            let accepted = state.table.accept(ack);
+            count_received(accepted.is_ok());
+            match accepted {
                 Ok(Some(completion)) => state.deliver(completion),
                 Ok(None) => {}
                 Err(e) => {
@@ -256,6 +254,15 @@ impl PendingAcks {
     pub fn deadline(&self, key: &AckKey) -> Option<Instant> {
         self.state().table.get(key).map(|c| c.deadline())
     }
+}
+
+/// Counts an acknowledgement a subscriber sent, taken or refused by the pending requests.
+fn count_received(accepted: bool) {
+    metrics::counter!(
+        "twinwire_acks_received_total",
+        "outcome" => if accepted { "accepted" } else { "refused" },
+    )
+    .increment(1);
 }
 
 /// Forgets the request when its waiter is dropped unanswered.
