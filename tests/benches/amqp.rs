@@ -23,45 +23,20 @@ use lapin::options::{
 };
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
-use serde_json::{json, Value};
+mod support;
+
+use serde_json::json;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use support::{micros, Round, SUBJECT, WINDOW};
 use tokio::sync::{mpsc, Semaphore};
 use twinwire_adapter_amqp::Amqp;
-use twinwire_core::auth::AuthContext;
-use twinwire_core::connections::model::Connection as TwinwireConnection;
-use twinwire_core::connections::runtime::{AdapterFactory, RunningConnection};
-use twinwire_core::journal::{Journal, JournalConfig, RedbStore};
-use twinwire_core::routing::{Requester, Router};
-use twinwire_core::things::EngineConfig;
-use twinwire_plugin::{host, ConnectionStatus, HostSink};
-use twinwire_protocol::Envelope;
+use twinwire_bench::env_number;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const AMQP: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
-const WINDOW: usize = 200;
-const THINGS: usize = 100;
-const NAMESPACE: &str = "org.eclipse.ditto";
-const SUBJECT: &str = "integration:bench";
-
-fn env_number(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn micros(start: Instant) -> u64 {
-    start.elapsed().as_micros() as u64
-}
-
-struct Round {
-    per_second: f64,
-    p50_ms: f64,
-    p99_ms: f64,
-}
 
 async fn channel() -> (Connection, Channel) {
     let connection = Connection::connect(AMQP, ConnectionProperties::default())
@@ -154,23 +129,9 @@ async fn drive(
             .await
             .expect("publish");
     }
-    let mut latencies = Vec::with_capacity(messages);
-    while latencies.len() < messages {
-        let (sent, received) = tokio::time::timeout(Duration::from_secs(30), done.recv())
-            .await
-            .unwrap_or_else(|_| panic!("{} of {messages} arrived", latencies.len()))
-            .expect("reader running");
-        latencies.push(received.saturating_sub(sent));
-    }
-    let elapsed = begin.elapsed();
+    let round = support::collect(&mut done, messages, Duration::from_secs(30), begin).await;
     reader.abort();
-    latencies.sort_unstable();
-    let pick = |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)];
-    Round {
-        per_second: messages as f64 / elapsed.as_secs_f64(),
-        p50_ms: pick(0.50) as f64 / 1000.0,
-        p99_ms: pick(0.99) as f64 / 1000.0,
-    }
+    round
 }
 
 /// The baseline: consume, republish with confirms, acknowledge.
@@ -225,8 +186,8 @@ async fn raw_round(u: &str, messages: usize) -> Round {
         &input,
         &output,
         messages,
-        |_, sent| sent.to_string().into_bytes(),
-        |payload| std::str::from_utf8(payload).ok()?.parse().ok(),
+        |_, sent| support::raw_payload(sent),
+        support::raw_sent_at,
     )
     .await;
     relay_task.abort();
@@ -238,28 +199,6 @@ async fn raw_round(u: &str, messages: usize) -> Round {
     round
 }
 
-fn static_amqp() -> AdapterFactory {
-    Arc::new(|connection: TwinwireConnection, sink: Arc<dyn HostSink>| {
-        Box::pin(async move {
-            let config = serde_json::to_vec(&connection).map_err(|e| e.to_string())?;
-            host::create_static::<Amqp>(&config, sink).await
-        })
-    })
-}
-
-async fn open(router: &Router, factory: &AdapterFactory, connection: Value) -> RunningConnection {
-    let connection: TwinwireConnection = serde_json::from_value(connection).expect("connection");
-    let running = RunningConnection::open(connection, router.clone(), factory)
-        .await
-        .expect("open");
-    let started = Instant::now();
-    while running.status().status != ConnectionStatus::Connected {
-        assert!(started.elapsed() < Duration::from_secs(10), "not connected");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    running
-}
-
 /// twinwire: queue in, twin persisted, event out to an exchange.
 async fn twinwire_round(u: &str, messages: usize) -> Round {
     let (input, exchange, output) = (
@@ -269,12 +208,9 @@ async fn twinwire_round(u: &str, messages: usize) -> Round {
     );
     let (_connection, admin) = channel().await;
     declare(&admin, &input, &exchange, &output).await;
-    let dir = tempfile::tempdir().expect("temp dir");
-    let store = RedbStore::open(dir.path()).expect("store");
-    let journal = Journal::start(Arc::new(store), JournalConfig::default()).expect("journal");
-    let router = Router::start(journal, EngineConfig::default());
-    let factory = static_amqp();
-    let events = open(
+    let (router, _dir) = support::broker().await;
+    let factory = support::static_factory::<Amqp>();
+    let events = support::open(
         &router,
         &factory,
         json!({
@@ -285,7 +221,7 @@ async fn twinwire_round(u: &str, messages: usize) -> Round {
         }),
     )
     .await;
-    let devices = open(
+    let devices = support::open(
         &router,
         &factory,
         json!({
@@ -297,39 +233,12 @@ async fn twinwire_round(u: &str, messages: usize) -> Round {
         }),
     )
     .await;
-    for t in 0..THINGS {
-        let create = Envelope::from_json(json!({
-            "topic": format!("{NAMESPACE}/bench-{t}/things/twin/commands/create"), "path": "/",
-            "value": {"attributes": {"sent": 0}, "_policy": {"entries": {"bench": {
-                "subjects": {SUBJECT: {"type": "t"}},
-                "resources": {"thing:/": {"grant": ["READ", "WRITE"], "revoke": []},
-                              "policy:/": {"grant": ["READ", "WRITE"], "revoke": []}}}}}}
-        }))
-        .expect("create");
-        let answer = router
-            .handle(
-                create,
-                &Requester::http(AuthContext::new([SUBJECT]).expect("subject")),
-            )
-            .await;
-        assert_eq!(answer.reply.and_then(|r| r.status), Some(201));
-    }
     let round = drive(
         &input,
         &output,
         messages,
-        |i, sent| {
-            json!({"topic": format!("{NAMESPACE}/bench-{}/things/twin/commands/modify", i % THINGS),
-                   "headers": {}, "path": "/attributes/sent", "value": sent})
-            .to_string()
-            .into_bytes()
-        },
-        |payload| {
-            let event: Value = serde_json::from_slice(payload).ok()?;
-            (event["path"] == "/attributes/sent")
-                .then(|| event["value"].as_u64())
-                .flatten()
-        },
+        support::modify_payload,
+        support::event_sent_at,
     )
     .await;
     devices.close().await;
@@ -342,42 +251,22 @@ async fn twinwire_round(u: &str, messages: usize) -> Round {
     round
 }
 
-fn median(mut rounds: Vec<Round>) -> Round {
-    rounds.sort_by(|a, b| a.per_second.total_cmp(&b.per_second));
-    let mid = rounds.len() / 2;
-    rounds.swap_remove(mid)
-}
-
 fn main() {
-    let messages = env_number("AMQP_BENCH_MESSAGES", 20_000);
-    let rounds = env_number("AMQP_BENCH_ROUNDS", 3).max(1);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    runtime.block_on(async {
-        let mut raw = Vec::new();
-        let mut tw = Vec::new();
-        for r in 0..rounds {
-            let u = format!("{}-{r}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
-            raw.push(raw_round(&u, messages).await);
-            tw.push(twinwire_round(&u, messages).await);
-        }
-        let (raw, tw) = (median(raw), median(tw));
-        println!("AMQP 0.9.1 end to end, {messages} messages, window {WINDOW}, median of {rounds} rounds");
-        println!("| scenario | messages/s | p50 ms | p99 ms | x baseline |");
-        println!("|---|---|---|---|---|");
-        println!(
-            "| baseline: lapin pass-through (consume, republish with confirms, ack) | {:.0} | {:.2} | {:.2} | 1.00 |",
-            raw.per_second, raw.p50_ms, raw.p99_ms
-        );
-        println!(
-            "| twinwire: queue in -> twin persisted -> event out to an exchange | {:.0} | {:.2} | {:.2} | {:.2} |",
-            tw.per_second,
-            tw.p50_ms,
-            tw.p99_ms,
-            tw.per_second / raw.per_second
+    let messages = env_number("AMQP_BENCH_MESSAGES", 20_000usize).max(1);
+    let rounds = env_number("AMQP_BENCH_ROUNDS", 3usize).max(1);
+    support::runtime().block_on(async {
+        let (raw, tw) = support::rounds(
+            rounds,
+            messages,
+            |u| async move { raw_round(&u, messages).await },
+            |u| async move { twinwire_round(&u, messages).await },
+        )
+        .await;
+        support::print_and_report(
+            &format!("AMQP 0.9.1 end to end, {messages} messages, window {WINDOW}, median of {rounds} rounds"),
+            ("lapin pass-through (consume, republish with confirms, ack)", raw),
+            ("queue in -> twin persisted -> event out to an exchange", tw),
+            ("lapin pass-through", "queue in, twin persisted, event out"),
         );
     });
 }

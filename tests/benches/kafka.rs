@@ -21,47 +21,19 @@ use rdkafka::message::Message as _;
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::ClientConfig;
-use serde_json::{json, Value};
+mod support;
+
+use serde_json::json;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use support::{micros, Round, SUBJECT, WINDOW};
 use tokio::sync::{mpsc, Semaphore};
 use twinwire_adapter_kafka::Kafka;
-use twinwire_core::auth::AuthContext;
-use twinwire_core::connections::model::Connection as TwinwireConnection;
-use twinwire_core::connections::runtime::{AdapterFactory, RunningConnection};
-use twinwire_core::journal::{Journal, JournalConfig, RedbStore};
-use twinwire_core::routing::{Requester, Router};
-use twinwire_core::things::EngineConfig;
-use twinwire_plugin::{host, ConnectionStatus, HostSink};
-use twinwire_protocol::Envelope;
+use twinwire_bench::env_number;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-const WINDOW: usize = 200;
-const THINGS: usize = 100;
-const NAMESPACE: &str = "org.eclipse.ditto";
-const SUBJECT: &str = "integration:bench";
-
-fn env_number(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn micros(start: Instant) -> u64 {
-    start.elapsed().as_micros() as u64
-}
-
-struct Round {
-    per_second: f64,
-    p50_ms: f64,
-    p99_ms: f64,
-    /// CPU of the whole process (both sides and the mock cluster) per message, set up included.
-    cpu_us: f64,
-}
 
 /// Every client of the bench, twinwire's included: the mock cluster answers a fetch only after
 /// `fetch.wait.max.ms` (500 ms by default), whatever arrived meanwhile.
@@ -138,26 +110,11 @@ async fn drive(
                 .expect("queued"),
         );
     }
-    let mut latencies = Vec::with_capacity(messages);
-    while latencies.len() < messages {
-        let (sent, received) = tokio::time::timeout(Duration::from_secs(60), done.recv())
-            .await
-            .unwrap_or_else(|_| panic!("{} of {messages} arrived", latencies.len()))
-            .expect("reader running");
-        latencies.push(received.saturating_sub(sent));
-    }
-    let elapsed = begin.elapsed();
+    let round = support::collect(&mut done, messages, Duration::from_secs(60), begin).await;
     stop.store(true, Ordering::Release);
     let _ = tokio::task::spawn_blocking(move || reading.join()).await;
     drop(deliveries);
-    latencies.sort_unstable();
-    let pick = |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)];
-    Round {
-        per_second: messages as f64 / elapsed.as_secs_f64(),
-        p50_ms: pick(0.50) as f64 / 1000.0,
-        p99_ms: pick(0.99) as f64 / 1000.0,
-        cpu_us: 0.0,
-    }
+    round
 }
 
 /// The baseline: consume, produce with `acks=all`, store the offset once delivered (committed
@@ -216,34 +173,12 @@ async fn raw_round(
         &input,
         &output,
         messages,
-        |_, sent| sent.to_string().into_bytes(),
-        |payload| std::str::from_utf8(payload).ok()?.parse().ok(),
+        |_, sent| support::raw_payload(sent),
+        support::raw_sent_at,
     )
     .await;
     relaying.abort();
     round
-}
-
-fn static_kafka() -> AdapterFactory {
-    Arc::new(|connection: TwinwireConnection, sink: Arc<dyn HostSink>| {
-        Box::pin(async move {
-            let config = serde_json::to_vec(&connection).map_err(|e| e.to_string())?;
-            host::create_static::<Kafka>(&config, sink).await
-        })
-    })
-}
-
-async fn open(router: &Router, factory: &AdapterFactory, connection: Value) -> RunningConnection {
-    let connection: TwinwireConnection = serde_json::from_value(connection).expect("connection");
-    let running = RunningConnection::open(connection, router.clone(), factory)
-        .await
-        .expect("open");
-    let started = Instant::now();
-    while running.status().status != ConnectionStatus::Connected {
-        assert!(started.elapsed() < Duration::from_secs(10), "not connected");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    running
 }
 
 /// twinwire: topic in, twin persisted, event out to a topic.
@@ -257,12 +192,9 @@ async fn twinwire_round(
     for topic in [&input, &output] {
         cluster.create_topic(topic, 1, 1).expect("topic");
     }
-    let dir = tempfile::tempdir().expect("temp dir");
-    let store = RedbStore::open(dir.path()).expect("store");
-    let journal = Journal::start(Arc::new(store), JournalConfig::default()).expect("journal");
-    let router = Router::start(journal, EngineConfig::default());
-    let factory = static_kafka();
-    let events = open(
+    let (router, _dir) = support::broker().await;
+    let factory = support::static_factory::<Kafka>();
+    let events = support::open(
         &router,
         &factory,
         json!({
@@ -274,7 +206,7 @@ async fn twinwire_round(
         }),
     )
     .await;
-    let devices = open(
+    let devices = support::open(
         &router,
         &factory,
         json!({
@@ -287,40 +219,13 @@ async fn twinwire_round(
         }),
     )
     .await;
-    for t in 0..THINGS {
-        let create = Envelope::from_json(json!({
-            "topic": format!("{NAMESPACE}/bench-{t}/things/twin/commands/create"), "path": "/",
-            "value": {"attributes": {"sent": 0}, "_policy": {"entries": {"bench": {
-                "subjects": {SUBJECT: {"type": "t"}},
-                "resources": {"thing:/": {"grant": ["READ", "WRITE"], "revoke": []},
-                              "policy:/": {"grant": ["READ", "WRITE"], "revoke": []}}}}}}
-        }))
-        .expect("create");
-        let answer = router
-            .handle(
-                create,
-                &Requester::http(AuthContext::new([SUBJECT]).expect("subject")),
-            )
-            .await;
-        assert_eq!(answer.reply.and_then(|r| r.status), Some(201));
-    }
     let round = drive(
         &bootstrap,
         &input,
         &output,
         messages,
-        |i, sent| {
-            json!({"topic": format!("{NAMESPACE}/bench-{}/things/twin/commands/modify", i % THINGS),
-                   "headers": {}, "path": "/attributes/sent", "value": sent})
-            .to_string()
-            .into_bytes()
-        },
-        |payload| {
-            let event: Value = serde_json::from_slice(payload).ok()?;
-            (event["path"] == "/attributes/sent")
-                .then(|| event["value"].as_u64())
-                .flatten()
-        },
+        support::modify_payload,
+        support::event_sent_at,
     )
     .await;
     devices.close().await;
@@ -328,76 +233,31 @@ async fn twinwire_round(
     round
 }
 
-fn median(mut rounds: Vec<Round>) -> Round {
-    rounds.sort_by(|a, b| a.per_second.total_cmp(&b.per_second));
-    let mid = rounds.len() / 2;
-    rounds.swap_remove(mid)
-}
-
 fn main() {
-    let messages = env_number("KAFKA_BENCH_MESSAGES", 20_000);
-    let rounds = env_number("KAFKA_BENCH_ROUNDS", 3).max(1);
-    let prometheus = env_number("KAFKA_BENCH_PROMETHEUS", 0) == 1;
+    let messages = env_number("KAFKA_BENCH_MESSAGES", 20_000usize).max(1);
+    let rounds = env_number("KAFKA_BENCH_ROUNDS", 3usize).max(1);
+    let prometheus = env_number("KAFKA_BENCH_PROMETHEUS", 0u8) == 1;
     if prometheus {
         metrics_exporter_prometheus::PrometheusBuilder::new()
             .install_recorder()
             .expect("a Prometheus recorder");
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
     let cluster = MockCluster::new(1).expect("a mock cluster");
-    runtime.block_on(async {
-        let mut raw = Vec::new();
-        let mut tw = Vec::new();
-        for r in 0..rounds {
-            let u = format!("{}-{r}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
-            let cpu_before = cpu_seconds();
-            let mut round = raw_round(&cluster, &u, messages).await;
-            round.cpu_us = (cpu_seconds() - cpu_before) * 1e6 / messages as f64;
-            raw.push(round);
-            let cpu_before = cpu_seconds();
-            let mut round = twinwire_round(&cluster, &u, messages).await;
-            round.cpu_us = (cpu_seconds() - cpu_before) * 1e6 / messages as f64;
-            tw.push(round);
-        }
-        let (raw, tw) = (median(raw), median(tw));
+    let cluster = &cluster;
+    support::runtime().block_on(async {
+        let (raw, tw) = support::rounds(
+            rounds,
+            messages,
+            |u| async move { raw_round(cluster, &u, messages).await },
+            |u| async move { twinwire_round(cluster, &u, messages).await },
+        )
+        .await;
         let recorder = if prometheus { ", Prometheus recorder installed" } else { "" };
-        println!("Kafka end to end (librdkafka mock cluster), {messages} messages, window {WINDOW}, median of {rounds} rounds{recorder}");
-        println!("| scenario | messages/s | p50 ms | p99 ms | CPU µs/message | x baseline |");
-        println!("|---|---|---|---|---|---|");
-        println!(
-            "| baseline: rdkafka pass-through (consume, produce acks=all, commit) | {:.0} | {:.2} | {:.2} | {:.0} | 1.00 |",
-            raw.per_second, raw.p50_ms, raw.p99_ms, raw.cpu_us
-        );
-        println!(
-            "| twinwire: topic in -> twin persisted -> event out to a topic | {:.0} | {:.2} | {:.2} | {:.0} | {:.2} |",
-            tw.per_second,
-            tw.p50_ms,
-            tw.p99_ms,
-            tw.cpu_us,
-            tw.per_second / raw.per_second
+        support::print_and_report(
+            &format!("Kafka end to end (librdkafka mock cluster), {messages} messages, window {WINDOW}, median of {rounds} rounds{recorder}"),
+            ("rdkafka pass-through (consume, produce acks=all, commit)", raw),
+            ("topic in -> twin persisted -> event out to a topic", tw),
+            ("rdkafka pass-through", "topic in, twin persisted, event out (mock cluster)"),
         );
     });
-}
-
-/// CPU seconds this process used so far (user and system, from /proc; 0 where there is none).
-fn cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    // After the command name in parentheses: utime and stime are the 12th and 13th fields.
-    let fields: Vec<&str> = stat
-        .rsplit(')')
-        .next()
-        .unwrap_or("")
-        .split_whitespace()
-        .collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    (ticks(11) + ticks(12)) / 100.0 // USER_HZ
 }

@@ -17,27 +17,18 @@
 //! `cargo bench -p twinwire-tests --bench mqtt` (`MQTT_BENCH_MESSAGES`, default 20000;
 //! `MQTT_BENCH_ROUNDS`, default 3: the median round is reported).
 
-use serde_json::{json, Value};
+mod support;
+
+use serde_json::json;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use support::{micros, Round, SUBJECT, WINDOW};
 use tokio::sync::{mpsc, Semaphore};
 use twinwire_adapter_mqtt::Mqtt;
-use twinwire_core::auth::AuthContext;
-use twinwire_core::connections::model::Connection;
-use twinwire_core::connections::runtime::{AdapterFactory, RunningConnection};
-use twinwire_core::journal::{Journal, JournalConfig, RedbStore};
-use twinwire_core::routing::{Requester, Router};
-use twinwire_core::things::EngineConfig;
-use twinwire_plugin::{host, ConnectionStatus, HostSink};
-use twinwire_protocol::Envelope;
+use twinwire_bench::env_number;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-const WINDOW: usize = 200;
-const THINGS: usize = 100;
-const NAMESPACE: &str = "org.eclipse.ditto";
-const SUBJECT: &str = "integration:bench";
 
 static PORT: std::sync::OnceLock<u16> = std::sync::OnceLock::new();
 
@@ -108,23 +99,6 @@ fn start_server() -> Server {
     }
 }
 
-fn env_number(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn now_micros(start: Instant) -> u64 {
-    start.elapsed().as_micros() as u64
-}
-
-struct Round {
-    per_second: f64,
-    p50_ms: f64,
-    p99_ms: f64,
-}
-
 /// Publishes `messages` payloads made by `payload(i, sent_at_micros)` to `input`, at most
 /// `WINDOW` ahead of what `output` received; `sent_at` reads a received payload's send time.
 async fn drive(
@@ -159,7 +133,7 @@ async fn drive(
                 Ok(rumqttc::Event::Incoming(rumqttc::Packet::Publish(p))) => {
                     if let Some(sent) = sent_at(&p.payload) {
                         freed.add_permits(1);
-                        let _ = done_tx.send((sent, now_micros(start)));
+                        let _ = done_tx.send((sent, micros(start)));
                     }
                 }
                 Ok(_) => {}
@@ -189,29 +163,15 @@ async fn drive(
                 input,
                 rumqttc::QoS::AtLeastOnce,
                 false,
-                payload(i, now_micros(start)),
+                payload(i, micros(start)),
             )
             .await
             .expect("publish");
     }
-    let mut latencies = Vec::with_capacity(messages);
-    while latencies.len() < messages {
-        let (sent, received) = tokio::time::timeout(Duration::from_secs(30), done.recv())
-            .await
-            .unwrap_or_else(|_| panic!("{tag}: {} of {messages} arrived", latencies.len()))
-            .expect("consumer running");
-        latencies.push(received.saturating_sub(sent));
-    }
-    let elapsed = begin.elapsed();
+    let round = support::collect(&mut done, messages, Duration::from_secs(30), begin).await;
     consumer.abort();
     producer_loop.abort();
-    latencies.sort_unstable();
-    let pick = |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)];
-    Round {
-        per_second: messages as f64 / elapsed.as_secs_f64(),
-        p50_ms: pick(0.50) as f64 / 1000.0,
-        p99_ms: pick(0.99) as f64 / 1000.0,
-    }
+    round
 }
 
 /// The baseline: consume, republish, acknowledge.
@@ -256,44 +216,19 @@ async fn raw_round(u: &str, messages: usize) -> Round {
         &input,
         &output,
         messages,
-        |_, sent| sent.to_string().into_bytes(),
-        |payload| std::str::from_utf8(payload).ok()?.parse().ok(),
+        |_, sent| support::raw_payload(sent),
+        support::raw_sent_at,
     )
     .await;
     relay_task.abort();
     round
 }
 
-fn static_mqtt() -> AdapterFactory {
-    Arc::new(|connection: Connection, sink: Arc<dyn HostSink>| {
-        Box::pin(async move {
-            let config = serde_json::to_vec(&connection).map_err(|e| e.to_string())?;
-            host::create_static::<Mqtt>(&config, sink).await
-        })
-    })
-}
-
-async fn open(router: &Router, factory: &AdapterFactory, connection: Value) -> RunningConnection {
-    let connection: Connection = serde_json::from_value(connection).expect("connection");
-    let running = RunningConnection::open(connection, router.clone(), factory)
-        .await
-        .expect("open");
-    let started = Instant::now();
-    while running.status().status != ConnectionStatus::Connected {
-        assert!(started.elapsed() < Duration::from_secs(10), "not connected");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    running
-}
-
 /// twinwire: MQTT in, twin persisted, event out to MQTT.
 async fn twinwire_round(u: &str, messages: usize) -> Round {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let store = RedbStore::open(dir.path()).expect("store");
-    let journal = Journal::start(Arc::new(store), JournalConfig::default()).expect("journal");
-    let router = Router::start(journal, EngineConfig::default());
-    let factory = static_mqtt();
-    let events = open(
+    let (router, _dir) = support::broker().await;
+    let factory = support::static_factory::<Mqtt>();
+    let events = support::open(
         &router,
         &factory,
         json!({
@@ -304,7 +239,7 @@ async fn twinwire_round(u: &str, messages: usize) -> Round {
         }),
     )
     .await;
-    let devices = open(
+    let devices = support::open(
         &router,
         &factory,
         json!({
@@ -317,40 +252,13 @@ async fn twinwire_round(u: &str, messages: usize) -> Round {
         }),
     )
     .await;
-    for t in 0..THINGS {
-        let create = Envelope::from_json(json!({
-            "topic": format!("{NAMESPACE}/bench-{t}/things/twin/commands/create"), "path": "/",
-            "value": {"attributes": {"sent": 0}, "_policy": {"entries": {"bench": {
-                "subjects": {SUBJECT: {"type": "t"}},
-                "resources": {"thing:/": {"grant": ["READ", "WRITE"], "revoke": []},
-                              "policy:/": {"grant": ["READ", "WRITE"], "revoke": []}}}}}}
-        }))
-        .expect("create");
-        let answer = router
-            .handle(
-                create,
-                &Requester::http(AuthContext::new([SUBJECT]).expect("subject")),
-            )
-            .await;
-        assert_eq!(answer.reply.and_then(|r| r.status), Some(201));
-    }
     let round = drive(
         &format!("tw-{u}"),
         &format!("bench/{u}/tw/in"),
         &format!("bench/{u}/tw/out"),
         messages,
-        |i, sent| {
-            json!({"topic": format!("{NAMESPACE}/bench-{}/things/twin/commands/modify", i % THINGS),
-                   "headers": {}, "path": "/attributes/sent", "value": sent})
-            .to_string()
-            .into_bytes()
-        },
-        |payload| {
-            let event: Value = serde_json::from_slice(payload).ok()?;
-            (event["path"] == "/attributes/sent")
-                .then(|| event["value"].as_u64())
-                .flatten()
-        },
+        support::modify_payload,
+        support::event_sent_at,
     )
     .await;
     devices.close().await;
@@ -358,46 +266,26 @@ async fn twinwire_round(u: &str, messages: usize) -> Round {
     round
 }
 
-fn median(mut rounds: Vec<Round>) -> Round {
-    rounds.sort_by(|a, b| a.per_second.total_cmp(&b.per_second));
-    let mid = rounds.len() / 2;
-    rounds.swap_remove(mid)
-}
-
 fn main() {
-    let messages = env_number("MQTT_BENCH_MESSAGES", 20_000);
-    let rounds = env_number("MQTT_BENCH_ROUNDS", 3).max(1);
+    let messages = env_number("MQTT_BENCH_MESSAGES", 20_000usize).max(1);
+    let rounds = env_number("MQTT_BENCH_ROUNDS", 3usize).max(1);
     let _server = start_server();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    runtime.block_on(async {
-        let mut raw = Vec::new();
-        let mut tw = Vec::new();
-        for r in 0..rounds {
-            let u = format!("{}-{r}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
-            raw.push(raw_round(&u, messages).await);
-            tw.push(twinwire_round(&u, messages).await);
-        }
-        let (raw, tw) = (median(raw), median(tw));
-        println!(
-            "MQTT qos 1 end to end, {messages} messages, window {WINDOW}, median of {rounds} rounds, Mosquitto on port {}",
-            port()
-        );
-        println!("| scenario | messages/s | p50 ms | p99 ms | x baseline |");
-        println!("|---|---|---|---|---|");
-        println!(
-            "| baseline: rumqttc pass-through (consume, republish, ack) | {:.0} | {:.2} | {:.2} | 1.00 |",
-            raw.per_second, raw.p50_ms, raw.p99_ms
-        );
-        println!(
-            "| twinwire: MQTT in -> twin persisted -> event out to MQTT | {:.0} | {:.2} | {:.2} | {:.2} |",
-            tw.per_second,
-            tw.p50_ms,
-            tw.p99_ms,
-            tw.per_second / raw.per_second
+    support::runtime().block_on(async {
+        let (raw, tw) = support::rounds(
+            rounds,
+            messages,
+            |u| async move { raw_round(&u, messages).await },
+            |u| async move { twinwire_round(&u, messages).await },
+        )
+        .await;
+        support::print_and_report(
+            &format!(
+                "MQTT qos 1 end to end, {messages} messages, window {WINDOW}, median of {rounds} rounds, Mosquitto on port {}",
+                port()
+            ),
+            ("rumqttc pass-through (consume, republish, ack)", raw),
+            ("MQTT in -> twin persisted -> event out to MQTT", tw),
+            ("rumqttc pass-through", "MQTT in, twin persisted, event out (qos 1)"),
         );
     });
 }

@@ -18,6 +18,7 @@ use serde_json::json;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
+use twinwire_bench::{env_number, median, ms, percentile, report, Row};
 use twinwire_core::auth::AuthContext;
 use twinwire_core::journal::{Journal, JournalConfig, RedbStore};
 use twinwire_core::routing::acks::AckIssuer;
@@ -28,14 +29,6 @@ use twinwire_protocol::Envelope;
 
 const NS: &str = "org.eclipse.ditto";
 const LABEL: &str = "c1:custom";
-
-fn env_or(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.trim().replace('_', "").parse().ok())
-        .unwrap_or(default)
-        .max(1)
-}
 
 fn auth() -> AuthContext {
     AuthContext::new(["user:bench"]).expect("subject")
@@ -100,20 +93,10 @@ async fn one(router: &Router, thing: &str, n: usize, labels: &[&str]) -> Duratio
     elapsed
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[index.min(sorted.len() - 1)]
-}
-
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
-}
-
 fn main() {
-    let rounds = env_or("TWINWIRE_BENCH_ROUNDS", 5);
-    let requests = env_or("TWINWIRE_BENCH_REQUESTS", 1_000);
-    let in_flight = env_or("TWINWIRE_BENCH_IN_FLIGHT", 64);
+    let rounds = env_number("TWINWIRE_BENCH_ROUNDS", 5usize).max(1);
+    let requests = env_number("TWINWIRE_BENCH_REQUESTS", 1_000usize).max(1);
+    let in_flight = env_number("TWINWIRE_BENCH_IN_FLIGHT", 64usize).max(1);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -185,19 +168,30 @@ fn main() {
             "variant", "p50 ms", "p99 ms", "requests/s", "x base"
         );
         println!("{}", "-".repeat(52 + 3 + 9 + 3 + 9 + 3 + 12 + 3 + 7));
-        let base = median(throughput[0].clone());
+        let base = median(&throughput[0]);
+        let mut rows = Vec::new();
         for (v, (name, _)) in variants.iter().enumerate() {
             let mut sorted = latencies[v].clone();
             sorted.sort();
-            let per_second = median(throughput[v].clone());
+            let per_second = median(&throughput[v]);
+            let (p50, p99) = (ms(percentile(&sorted, 0.5)), ms(percentile(&sorted, 0.99)));
             println!(
                 "{:<52} | {:>9.3} | {:>9.3} | {:>12.0} | {:>7.2}",
                 name,
-                percentile(&sorted, 0.5).as_secs_f64() * 1e3,
-                percentile(&sorted, 0.99).as_secs_f64() * 1e3,
+                p50,
+                p99,
                 per_second,
                 per_second / base
             );
+            // The table's name for the two measured against the baseline.
+            let row = ["", "modify acked by a subscribed connection", "modify, twin-persisted + connection ack"][v];
+            if v > 0 {
+                rows.push(
+                    Row::new(row, "requests/s", per_second)
+                        .baseline("requesting twin-persisted", base)
+                        .latency_ms(p50, p99),
+                );
+            }
         }
         let stats = router.publisher().stats();
         println!();
@@ -207,5 +201,6 @@ fn main() {
             stats.dropped,
             router.acks().len()
         );
+        report(&rows);
     });
 }

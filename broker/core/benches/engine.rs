@@ -39,6 +39,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
+use twinwire_bench::{env_number, median, percentile, proc_bytes, report};
 use twinwire_core::journal::{
     EventStore, Journal, JournalConfig, JournalError, RedbStore, StoredEvent, StoredSnapshot,
 };
@@ -64,22 +65,15 @@ struct Params {
     paced_seconds: f64,
 }
 
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.trim().replace('_', "").parse().ok())
-        .unwrap_or(default)
-}
-
 impl Params {
     fn from_env() -> Params {
         Params {
-            things: env_or("TWINWIRE_BENCH_THINGS", 100_000usize).max(1),
-            hot_things: env_or("TWINWIRE_BENCH_HOT_THINGS", 1_000_000usize),
-            window: env_or("TWINWIRE_BENCH_WINDOW", 4096usize).max(1),
-            rounds: env_or("TWINWIRE_BENCH_ROUNDS", 3usize).max(1),
-            paced_rate: env_or("TWINWIRE_BENCH_PACED_RATE", 10_000f64).max(1.0),
-            paced_seconds: env_or("TWINWIRE_BENCH_PACED_SECONDS", 3f64).max(0.1),
+            things: env_number("TWINWIRE_BENCH_THINGS", 100_000usize).max(1),
+            hot_things: env_number("TWINWIRE_BENCH_HOT_THINGS", 1_000_000usize),
+            window: env_number("TWINWIRE_BENCH_WINDOW", 4096usize).max(1),
+            rounds: env_number("TWINWIRE_BENCH_ROUNDS", 3usize).max(1),
+            paced_rate: env_number("TWINWIRE_BENCH_PACED_RATE", 10_000f64).max(1.0),
+            paced_seconds: env_number("TWINWIRE_BENCH_PACED_SECONDS", 3f64).max(0.1),
         }
     }
 }
@@ -260,18 +254,7 @@ impl EventStore for CountingStore {
 
 /// VmRSS (or another `/proc/self/status` field) in bytes.
 fn proc_status(field: &str) -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
-        .and_then(|rest| {
-            rest.trim()
-                .trim_end_matches("kB")
-                .trim()
-                .parse::<u64>()
-                .ok()
-        })
-        .map_or(0, |kb| kb * 1024)
+    proc_bytes("/proc/self/status", field).unwrap_or(0)
 }
 
 fn rss() -> u64 {
@@ -333,18 +316,6 @@ impl Cpu {
 
 fn mib(bytes: f64) -> f64 {
     bytes / (1024.0 * 1024.0)
-}
-
-fn percentile(sorted: &[u64], p: f64) -> u64 {
-    if sorted.is_empty() {
-        return 0;
-    }
-    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
-}
-
-fn median(values: &mut [f64]) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values.get(values.len() / 2).copied().unwrap_or(0.0)
 }
 
 fn ms(nanos: u64) -> f64 {
@@ -753,26 +724,11 @@ fn environment() -> String {
                 .map(|r| r.trim_start_matches([' ', '\t', ':']).to_owned())
         })
         .unwrap_or_default();
-    let memory = proc_meminfo("MemTotal");
+    let memory = proc_bytes("/proc/meminfo", "MemTotal").unwrap_or(0);
     format!(
         "{cores} cores ({cpu}), {:.1} GiB RAM",
         mib(memory as f64) / 1024.0
     )
-}
-
-fn proc_meminfo(field: &str) -> u64 {
-    std::fs::read_to_string("/proc/meminfo")
-        .unwrap_or_default()
-        .lines()
-        .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
-        .and_then(|rest| {
-            rest.trim()
-                .trim_end_matches("kB")
-                .trim()
-                .parse::<u64>()
-                .ok()
-        })
-        .map_or(0, |kb| kb * 1024)
 }
 
 fn load_average() -> String {
@@ -858,7 +814,18 @@ fn main() {
     let per_100k = |bytes: f64, things: f64| mib(bytes) * 100_000.0 / things;
     let mut rows = Vec::new();
 
+    // The rows of twinwire-bench's table: the figures of this one, in numbers.
+    let mut reported = Vec::new();
     let create = &engine.create;
+    reported.push(
+        twinwire_bench::Row::new(
+            format!("create {} things", p.things),
+            "creates/s",
+            create.run.rate(),
+        )
+        .baseline("raw redb, same batches", raw_create.rate())
+        .latency_ms(ms(create.run.p50()), ms(create.run.p99())),
+    );
     rows.push(Row {
         scenario: format!(
             "1. create {} things (engine, window {})",
@@ -872,12 +839,21 @@ fn main() {
         rss: format!("{:.0} MiB", mib(engine.rss_created as f64)),
     });
 
-    let mut rates: Vec<f64> = engine.modify.iter().map(|r| r.run.rate()).collect();
-    let mut p50s: Vec<f64> = engine.modify.iter().map(|r| ms(r.run.p50())).collect();
-    let mut p99s: Vec<f64> = engine.modify.iter().map(|r| ms(r.run.p99())).collect();
-    let mut raw_rates: Vec<f64> = raw_modify.iter().map(RawRun::rate).collect();
-    let modify_rate = median(&mut rates);
-    let raw_rate = median(&mut raw_rates);
+    let rates: Vec<f64> = engine.modify.iter().map(|r| r.run.rate()).collect();
+    let p50s: Vec<f64> = engine.modify.iter().map(|r| ms(r.run.p50())).collect();
+    let p99s: Vec<f64> = engine.modify.iter().map(|r| ms(r.run.p99())).collect();
+    let raw_rates: Vec<f64> = raw_modify.iter().map(RawRun::rate).collect();
+    let modify_rate = median(&rates);
+    let raw_rate = median(&raw_rates);
+    reported.push(
+        twinwire_bench::Row::new(
+            format!("modify-attribute x{}, window {}", p.things, p.window),
+            "commands/s",
+            modify_rate,
+        )
+        .baseline("raw redb, same batches", raw_rate)
+        .latency_ms(median(&p50s), median(&p99s)),
+    );
     rows.push(Row {
         scenario: format!(
             "1. modify-attribute x{} (engine, window {}), median of {}",
@@ -886,36 +862,44 @@ fn main() {
         figure: format!("{modify_rate:.0} cmd/s"),
         baseline: format!("{raw_rate:.0} ev/s"),
         ratio: format!("{:.2}", modify_rate / raw_rate),
-        p50: format!("{:.2}", median(&mut p50s)),
-        p99: format!("{:.2}", median(&mut p99s)),
+        p50: format!("{:.2}", median(&p50s)),
+        p99: format!("{:.2}", median(&p99s)),
         rss: format!("{:.0} MiB", mib(engine.rss_modified as f64)),
     });
 
-    let mut paced_rates: Vec<f64> = engine.paced.iter().map(|r| r.run.rate()).collect();
-    let mut paced_p50: Vec<f64> = engine.paced.iter().map(|r| ms(r.run.p50())).collect();
-    let mut paced_p99: Vec<f64> = engine.paced.iter().map(|r| ms(r.run.p99())).collect();
+    let paced_rates: Vec<f64> = engine.paced.iter().map(|r| r.run.rate()).collect();
+    let paced_p50: Vec<f64> = engine.paced.iter().map(|r| ms(r.run.p50())).collect();
+    let paced_p99: Vec<f64> = engine.paced.iter().map(|r| ms(r.run.p99())).collect();
+    reported.push(
+        twinwire_bench::Row::new(
+            format!("modify-attribute paced {:.0}/s", p.paced_rate),
+            "commands/s",
+            median(&paced_rates),
+        )
+        .latency_ms(median(&paced_p50), median(&paced_p99)),
+    );
     rows.push(Row {
         scenario: format!(
             "2. modify-attribute paced {:.0}/s, median of {}",
             p.paced_rate, p.rounds
         ),
-        figure: format!("{:.0} cmd/s", median(&mut paced_rates)),
+        figure: format!("{:.0} cmd/s", median(&paced_rates)),
         baseline: dash(),
         ratio: dash(),
-        p50: format!("{:.2}", median(&mut paced_p50)),
-        p99: format!("{:.2}", median(&mut paced_p99)),
+        p50: format!("{:.2}", median(&paced_p50)),
+        p99: format!("{:.2}", median(&paced_p99)),
         rss: format!("{:.0} MiB", mib(engine.rss_after_paced as f64)),
     });
 
-    let mut raw_p50: Vec<f64> = raw_modify
+    let raw_p50: Vec<f64> = raw_modify
         .iter()
         .map(|r| ms(percentile(&r.commits, 0.5)))
         .collect();
-    let mut raw_p99: Vec<f64> = raw_modify
+    let raw_p99: Vec<f64> = raw_modify
         .iter()
         .map(|r| ms(percentile(&r.commits, 0.99)))
         .collect();
-    let mut batches: Vec<f64> = engine
+    let batches: Vec<f64> = engine
         .modify
         .iter()
         .map(|r| r.commits.mean_batch())
@@ -923,17 +907,22 @@ fn main() {
     rows.push(Row {
         scenario: format!(
             "3. raw RedbStore::append, same batches (mean {:.0})",
-            median(&mut batches)
+            median(&batches)
         ),
         figure: format!("{raw_rate:.0} ev/s"),
         baseline: dash(),
         ratio: dash(),
-        p50: format!("{:.2}/c", median(&mut raw_p50)),
-        p99: format!("{:.2}/c", median(&mut raw_p99)),
+        p50: format!("{:.2}/c", median(&raw_p50)),
+        p99: format!("{:.2}/c", median(&raw_p99)),
         rss: dash(),
     });
 
     let delta = engine.rss_modified.saturating_sub(engine.rss_empty) as f64;
+    reported.push(twinwire_bench::Row::new(
+        format!("RSS of {} things", p.things),
+        "MiB/100k things",
+        per_100k(delta, n),
+    ));
     rows.push(Row {
         scenario: format!("4. RSS per 100,000 things after 1 ({} things)", p.things),
         figure: format!("{:.0} MiB/100k", per_100k(delta, n)),
@@ -952,6 +941,23 @@ fn main() {
         let things = hot["things"];
         let loaded = hot["rss_loaded"];
         let delta = loaded - hot["rss_empty"];
+        reported.push(
+            twinwire_bench::Row::new(
+                format!("create {things:.0} hot things (fresh process)"),
+                "creates/s",
+                hot["rate"],
+            )
+            .latency_ms(ms(hot["p50"] as u64), ms(hot["p99"] as u64))
+            .peak_rss(hot["hwm"] as u64),
+        );
+        reported.push(
+            twinwire_bench::Row::new(
+                format!("RSS of {things:.0} hot things"),
+                "MiB/100k things",
+                per_100k(delta, things),
+            )
+            .peak_rss(hot["hwm"] as u64),
+        );
         rows.push(Row {
             scenario: format!("4. create {things:.0} hot things (engine, fresh process)"),
             figure: format!("{:.0} creates/s", hot["rate"]),
@@ -973,6 +979,11 @@ fn main() {
     }
     let model_things = model["things"];
     let model_delta = model["rss_after"] - model["rss_before"];
+    reported.push(twinwire_bench::Row::new(
+        format!("RSS of {model_things:.0} things alone (LRU, no engine)"),
+        "MiB/100k things",
+        per_100k(model_delta, model_things),
+    ));
     rows.push(Row {
         scenario: format!("4. the things alone ({model_things:.0} in an LRU, no engine)"),
         figure: format!("{:.0} MiB/100k", per_100k(model_delta, model_things)),
@@ -1067,4 +1078,5 @@ fn main() {
         model["json_bytes"],
     );
     println!("  load average at end {}", load_average());
+    report(&reported);
 }

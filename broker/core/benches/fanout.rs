@@ -17,6 +17,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use serde_json::{json, Value};
 use std::hint::black_box;
 use std::time::{Duration, Instant};
+use twinwire_bench::{env_number, median, report, Row};
 use twinwire_core::auth::AuthContext;
 use twinwire_core::policies::enforcer::Enforcer;
 use twinwire_core::routing::pubsub::{Hub, Kind, PublishContext, SubscriberId, Subscription};
@@ -25,14 +26,6 @@ use twinwire_protocol::Envelope;
 const NS: &str = "org.eclipse.ditto";
 const OTHER_NS: &str = "com.acme";
 const SUBSCRIBERS: usize = 1_000;
-
-fn env_or(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.trim().replace('_', "").parse().ok())
-        .unwrap_or(default)
-        .max(1)
-}
 
 fn no_imports(_: &str) -> Option<Value> {
     None
@@ -150,11 +143,6 @@ fn hub_of(subs: impl IntoIterator<Item = Subscription>) -> Hub {
     hub
 }
 
-fn median(mut xs: Vec<f64>) -> f64 {
-    xs.sort_by(f64::total_cmp);
-    xs[xs.len() / 2]
-}
-
 /// Events per second of each case: the median over `rounds` rounds, each of which runs every
 /// case for `events` events in turn, so that a busy moment of the machine falls on all of them
 /// alike rather than on one.
@@ -169,12 +157,12 @@ fn measure_interleaved(rounds: usize, events: usize, cases: &mut [&mut dyn FnMut
             rates.push(events as f64 / start.elapsed().max(Duration::from_nanos(1)).as_secs_f64());
         }
     }
-    rates.into_iter().map(median).collect()
+    rates.iter().map(|r| median(r)).collect()
 }
 
 fn main() {
-    let rounds = env_or("TWINWIRE_BENCH_ROUNDS", 9);
-    let events = env_or("TWINWIRE_BENCH_EVENTS", 200);
+    let rounds = env_number("TWINWIRE_BENCH_ROUNDS", 9usize).max(1);
+    let events = env_number("TWINWIRE_BENCH_EVENTS", 200usize).max(1);
 
     let enforcer = Enforcer::compile(&policy(), Some(NS), 0, &no_imports).expect("policy");
     let thing = thing();
@@ -277,4 +265,13 @@ fn main() {
             rates[0] / rate
         );
     }
+    let rows: Vec<Row> = hubs
+        .iter()
+        .zip(&rates[1..])
+        .map(|((name, _), rate)| {
+            Row::new(name.trim_start_matches("hub: "), "events/s", *rate)
+                .baseline("clone to 1,000", rates[0])
+        })
+        .collect();
+    report(&rows);
 }

@@ -12,6 +12,7 @@ use std::io::Write;
 use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
+use twinwire_bench::{env_number, ms, percentile, report, Row};
 use twinwire_core::journal::{
     EventStore, Journal, JournalConfig, JournalError, RedbStore, StoredEvent, StoredSnapshot,
 };
@@ -59,18 +60,6 @@ fn event(producer: usize, revision: u64) -> StoredEvent {
         timestamp_millis: revision as i64,
         data,
     }
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let index = ((sorted.len() - 1) as f64 * p).round() as usize;
-    sorted[index]
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e3
 }
 
 /// Plain write of EVENT_BYTES + fdatasync on a file in `dir`: the floor under every commit.
@@ -190,10 +179,7 @@ fn run_raw(dir: &Path, producers: usize, batches: &[usize]) -> RawRun {
 }
 
 fn main() {
-    let seconds: f64 = std::env::var("TWINWIRE_BENCH_SECONDS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(3.0);
+    let seconds: f64 = env_number("TWINWIRE_BENCH_SECONDS", 3.0);
     let producer_counts: Vec<usize> = std::env::var("TWINWIRE_BENCH_PRODUCERS")
         .unwrap_or_else(|_| "1,16,256".to_owned())
         .split(',')
@@ -225,6 +211,13 @@ fn main() {
         "raw p50 ms/c",
         "raw p99 ms/c"
     );
+    // The floor under every commit, for reading the rows below.
+    let mut rows = vec![Row::new(
+        format!("disk: write {EVENT_BYTES} B + fdatasync"),
+        "fsyncs/s at p50",
+        1.0 / percentile(&fsync, 0.5).as_secs_f64(),
+    )
+    .latency_ms(ms(percentile(&fsync, 0.5)), ms(percentile(&fsync, 0.99)))];
     for (i, &producers) in producer_counts.iter().enumerate() {
         let journal = run_journal(&root.path().join(format!("journal-{i}")), producers, length);
         let raw = run_raw(
@@ -233,17 +226,32 @@ fn main() {
             &journal.batches,
         );
         let commits = journal.batches.len();
+        let rate = journal.events as f64 / journal.elapsed.as_secs_f64();
+        let raw_rate = raw.events as f64 / raw.elapsed.as_secs_f64();
+        rows.push(
+            Row::new(
+                format!("{producers} producers, append → durable"),
+                "events/s",
+                rate,
+            )
+            .baseline("raw redb, same batches", raw_rate)
+            .latency_ms(
+                ms(percentile(&journal.latencies, 0.5)),
+                ms(percentile(&journal.latencies, 0.99)),
+            ),
+        );
         println!(
             "{:>9} | {:>12.0} {:>9.3} {:>9.3} {:>8} {:>10.1} | {:>12.0} {:>14.3} {:>14.3}",
             producers,
-            journal.events as f64 / journal.elapsed.as_secs_f64(),
+            rate,
             ms(percentile(&journal.latencies, 0.5)),
             ms(percentile(&journal.latencies, 0.99)),
             commits,
             journal.events as f64 / commits.max(1) as f64,
-            raw.events as f64 / raw.elapsed.as_secs_f64(),
+            raw_rate,
             ms(percentile(&raw.commit_latencies, 0.5)),
             ms(percentile(&raw.commit_latencies, 0.99)),
         );
     }
+    report(&rows);
 }

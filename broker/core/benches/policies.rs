@@ -14,19 +14,12 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use serde_json::{json, Map, Value};
 use std::hint::black_box;
 use std::time::{Duration, Instant};
+use twinwire_bench::{env_number, median, report, Row};
 use twinwire_core::policies::enforcer::{Enforcer, Permission};
 use twinwire_protocol::JsonPointer;
 
 const RETRIEVES: usize = 20_000;
 const COMPILES: usize = 2_000;
-
-fn env_or(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.trim().replace('_', "").parse().ok())
-        .unwrap_or(default)
-        .max(1)
-}
 
 fn no_imports(_: &str) -> Option<Value> {
     None
@@ -116,11 +109,6 @@ fn thing_with_100_attributes() -> Value {
     })
 }
 
-fn median(mut xs: Vec<f64>) -> f64 {
-    xs.sort_by(f64::total_cmp);
-    xs[xs.len() / 2]
-}
-
 /// The median over `rounds` of `per_round` runs of `f`: (runs per second, ns per run).
 fn measure(rounds: usize, per_round: usize, mut f: impl FnMut()) -> (f64, f64) {
     let mut rates = Vec::with_capacity(rounds);
@@ -131,13 +119,14 @@ fn measure(rounds: usize, per_round: usize, mut f: impl FnMut()) -> (f64, f64) {
         }
         rates.push(per_round as f64 / start.elapsed().max(Duration::from_nanos(1)).as_secs_f64());
     }
-    let rate = median(rates);
+    let rate = median(&rates);
     (rate, 1e9 / rate)
 }
 
 fn main() {
-    let rounds = env_or("TWINWIRE_BENCH_ROUNDS", 9);
-    let checks = env_or("TWINWIRE_BENCH_CHECKS", 2_000_000);
+    let rounds = env_number("TWINWIRE_BENCH_ROUNDS", 9usize).max(1);
+    let checks = env_number("TWINWIRE_BENCH_CHECKS", 2_000_000usize).max(1);
+    let mut reported = Vec::new();
 
     let wide = wide_policy();
     let enforcer =
@@ -203,6 +192,7 @@ fn main() {
         let (rate, ns) = measure(rounds, checks, || {
             black_box(check());
         });
+        reported.push(Row::new(name, "checks/s", rate));
         println!(
             "{:<64} | {:>14.0} | {:>8.1} | {:>7}",
             format!("{name} ({path})"),
@@ -266,6 +256,10 @@ fn main() {
             ns / 1000.0,
             ns / clone_ns
         );
+        reported.push(
+            Row::new(format!("retrieve, {name}"), "retrieves/s", rate)
+                .baseline("clone of the thing", 1e9 / clone_ns),
+        );
     }
 
     println!();
@@ -281,5 +275,7 @@ fn main() {
             );
         });
         println!("{:<64} | {:>14.0} | {:>8.2}", name, rate, ns / 1000.0);
+        reported.push(Row::new(format!("compile, {name}"), "compiles/s", rate));
     }
+    report(&reported);
 }

@@ -27,18 +27,11 @@ use std::time::{Duration, Instant};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 use twinwire::config::Config;
+use twinwire_bench::{env_number, median, ms, percentile, report, Row};
 
 const NS: &str = "org.eclipse.ditto";
 const USER: &str = "bench";
 const PASSWORD: &str = "bench";
-
-fn env_or(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(default)
-        .max(1)
-}
 
 fn basic() -> String {
     let token = base64::engine::general_purpose::STANDARD.encode(format!("{USER}:{PASSWORD}"));
@@ -46,12 +39,7 @@ fn basic() -> String {
 }
 
 /// A scenario's name and, per round, its rate, p50 and p99.
-type Row = (&'static str, Vec<f64>, Vec<f64>, Vec<f64>);
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
+type Measured = (&'static str, Vec<f64>, Vec<f64>, Vec<f64>);
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -67,9 +55,9 @@ fn main() {
 }
 
 async fn orchestrate() {
-    let seconds = env_or("TWINWIRE_BENCH_SECONDS", 5);
-    let rounds = env_or("TWINWIRE_BENCH_ROUNDS", 3);
-    let connections = env_or("TWINWIRE_BENCH_CONNECTIONS", 64);
+    let seconds = env_number("TWINWIRE_BENCH_SECONDS", 5usize).max(1);
+    let rounds = env_number("TWINWIRE_BENCH_ROUNDS", 3usize).max(1);
+    let connections = env_number("TWINWIRE_BENCH_CONNECTIONS", 64usize).max(1);
     if Command::new("wrk").arg("--version").output().is_err() {
         eprintln!("wrk is needed: apt-get install wrk");
         std::process::exit(2);
@@ -130,7 +118,7 @@ async fn orchestrate() {
          a {}-byte thing; WebSocket clients in a second process",
         bytes.len()
     );
-    let mut table: Vec<Row> = [
+    let mut table: Vec<Measured> = [
         "HTTP baseline: trivial handler, same bytes",
         "HTTP GET /api/2/things/{id} (auth, policy, durable read)",
         "WebSocket retrieve round trips (baseline)",
@@ -181,9 +169,19 @@ async fn orchestrate() {
     println!("{}", "-".repeat(60 + 3 + 11 + 3 + 8 + 3 + 8 + 3 + 7));
     let medians: Vec<(f64, f64, f64)> = table
         .iter()
-        .map(|(_, r, a, b)| (median(r.clone()), median(a.clone()), median(b.clone())))
+        .map(|(_, r, a, b)| (median(r), median(a), median(b)))
         .collect();
     let bases = [0, 0, 2, 2, 2];
+    // twinwire-bench's rows: each of twinwire's figures beside its baseline's.
+    let short = [
+        "",
+        "HTTP GET a thing (wrk)",
+        "",
+        "WebSocket modify round trips",
+        "live message round trips",
+    ];
+    let base_names = ["trivial handler", "", "WebSocket retrieves"];
+    let mut rows = Vec::new();
     for (i, (name, ..)) in table.iter().enumerate() {
         let (rps, p50, p99) = medians[i];
         println!(
@@ -194,8 +192,21 @@ async fn orchestrate() {
             p99,
             rps / medians[bases[i]].0
         );
+        if bases[i] != i {
+            let unit = if i == 1 {
+                "requests/s"
+            } else {
+                "round trips/s"
+            };
+            rows.push(
+                Row::new(short[i], unit, rps)
+                    .baseline(base_names[bases[i]], medians[bases[i]].0)
+                    .latency_ms(p50, p99),
+            );
+        }
     }
     running.stop().await.expect("stopped");
+    report(&rows);
 }
 
 /// Runs wrk; requests/s, p50 and p99 in ms.
@@ -342,7 +353,7 @@ fn client(args: &[String]) {
         }
         let elapsed = started.elapsed().as_secs_f64();
         all.sort();
-        let pick = |p: f64| all[((all.len() as f64 - 1.0) * p) as usize].as_secs_f64() * 1e3;
+        let pick = |p: f64| ms(percentile(&all, p));
         println!(
             "{}",
             json!({"per_second": all.len() as f64 / elapsed, "p50_ms": pick(0.5), "p99_ms": pick(0.99)})

@@ -8,23 +8,12 @@
 use std::io;
 use std::time::{Duration, Instant};
 use twinwire::check::{check_input, Tally};
+use twinwire_bench::{env_number, percentile, report, Row};
 use twinwire_protocol::DEFAULT_MAX_ENVELOPE_BYTES;
 
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn median(mut xs: Vec<Duration>) -> Duration {
-    xs.sort();
-    xs[xs.len() / 2]
-}
-
 fn main() {
-    let count = env_usize("TWINWIRE_BENCH_MESSAGES", 200_000);
-    let runs = env_usize("TWINWIRE_BENCH_RUNS", 7);
+    let count = env_number("TWINWIRE_BENCH_MESSAGES", 200_000usize);
+    let runs = env_number("TWINWIRE_BENCH_RUNS", 7usize).max(1);
     let lines: Vec<String> = twinwire_tests::protocol_examples()
         .into_iter()
         .flat_map(|e| e.messages)
@@ -67,7 +56,9 @@ fn main() {
         baseline();
         base.push(t.elapsed());
     }
-    let (ours, base) = (median(ours), median(base));
+    ours.sort();
+    base.sort();
+    let (ours, base) = (percentile(&ours, 0.5), percentile(&base, 0.5));
     let row = |name: &str, d: Duration| {
         let s = d.as_secs_f64();
         println!(
@@ -84,4 +75,11 @@ fn main() {
         "ratio twinwire/baseline throughput: {:.2}",
         base.as_secs_f64() / ours.as_secs_f64()
     );
+    let rate = |d: Duration| count as f64 / d.as_secs_f64();
+    report(&[Row::new(
+        "protocol check (split, parse, classify)",
+        "messages/s",
+        rate(ours),
+    )
+    .baseline("serde_json::Value per line", rate(base))]);
 }

@@ -19,6 +19,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
+use twinwire_bench::{env_number, median, report, Row};
 use twinwire_plugin::host::{create_static, PluginAdapter, PluginLibrary};
 use twinwire_plugin::{Adapter, ConnectionStatus, Delivery, HostSink, Inbound, LogLevel, Message};
 
@@ -136,31 +137,13 @@ async fn run(case: &Case, sent: &[Message], total: usize) -> Duration {
     start.elapsed()
 }
 
-fn median(values: &[f64]) -> f64 {
-    let mut v = values.to_vec();
-    v.sort_by(|a, b| a.total_cmp(b));
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
-}
-
-fn env_or(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 fn main() {
     let full = std::env::args().any(|a| a == "--bench");
     let (total, rounds, window) = if full {
         (
-            env_or("TW_BENCH_MESSAGES", 200_000),
-            env_or("TW_BENCH_ROUNDS", 5),
-            env_or("TW_BENCH_WINDOW", 1024),
+            env_number("TW_BENCH_MESSAGES", 200_000usize).max(1),
+            env_number("TW_BENCH_ROUNDS", 5usize).max(1),
+            env_number("TW_BENCH_WINDOW", 1024usize).max(1),
         )
     } else {
         (2_000, 1, 256)
@@ -278,6 +261,7 @@ async fn bench(total: usize, rounds: usize, window: usize) {
     println!();
     println!("| case | threads | msg/s median | msg/s best | ns/msg median | vs baseline | overhead ns/msg |");
     println!("|---|---|---:|---:|---:|---:|---:|");
+    let mut rows = Vec::new();
     for case in &cases {
         let med = median(&case.rates);
         let best = case.rates.iter().copied().fold(0.0, f64::max);
@@ -285,6 +269,11 @@ async fn bench(total: usize, rounds: usize, window: usize) {
         let (vs, overhead) = match case.baseline {
             Some(b) => {
                 let base = median(&cases[b].rates);
+                // The case's name without its letter, beside its baseline's.
+                let name = |case: &Case| case.name.get(2..).unwrap_or(case.name).to_owned();
+                rows.push(
+                    Row::new(name(case), "round trips/s", med).baseline(name(&cases[b]), base),
+                );
                 let base_ns = 1e9 / base;
                 (
                     format!("{:.2}x slower than {}", base / med, &cases[b].name[..1]),
@@ -325,4 +314,5 @@ async fn bench(total: usize, rounds: usize, window: usize) {
             case.adapter.close().await;
         }
     }
+    report(&rows);
 }
