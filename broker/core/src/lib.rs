@@ -7,12 +7,14 @@
 //! - [`routing`]: pub/sub, acknowledgements and settlement (in progress).
 //! - [`journal`]: the durable event journal: group commit with fsync, snapshots, recovery.
 //! - [`auth`]: the authorization context (subjects) a command acts as.
+//! - [`cache`]: bounded LRU caches that allocate as they fill.
 //! - [`event`]: the event shape things and policies share: applied, journaled, published.
 //! - `conditional`: if-match, if-none-match and if-equal, shared by things and policies.
 
 pub use twinwire_protocol as protocol;
 
 pub mod auth;
+pub mod cache;
 pub(crate) mod conditional;
 pub mod connections;
 pub mod event;

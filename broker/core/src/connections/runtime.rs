@@ -432,7 +432,7 @@ async fn inbound_loop(
     metrics: Arc<ConnectionMetrics>,
     log: Arc<ConnectionLog>,
 ) {
-    let redeliveries = Arc::new(Mutex::new(lru::LruCache::new(REDELIVERY_MEMORY)));
+    let redeliveries = Arc::new(Mutex::new(crate::cache::lru(REDELIVERY_MEMORY)));
     while let Some(Inbound {
         message,
         settle_token,
@@ -466,7 +466,11 @@ async fn inbound_loop(
             dead_letter: source.dead_letter_target.clone(),
             key,
             counts: Arc::clone(&redeliveries),
-            message: external.clone(),
+            // Kept only where it may be dead-lettered: a copy of every payload otherwise.
+            message: source
+                .dead_letter_target
+                .is_some()
+                .then(|| external.clone()),
         };
         let taken = Arc::clone(&intake);
         let settled_by = id.clone();
@@ -612,7 +616,8 @@ struct Poison {
     dead_letter: Option<String>,
     key: u64,
     counts: Arc<Mutex<lru::LruCache<u64, u32>>>,
-    message: ExternalMessage,
+    /// The consumed message, when there is a dead-letter address to send it to.
+    message: Option<ExternalMessage>,
 }
 
 impl Poison {
@@ -632,12 +637,14 @@ impl Poison {
         let max = self.max.unwrap_or(u32::MAX);
         let reason = format!("redelivered {max} times: {outcome}");
         tracing::warn!(reason, "poison message");
-        let dead = self.dead_letter.map(|address| {
-            let mut message = self.message;
-            message.address = address;
-            message.set_header("twinwire-dead-letter-reason", reason.clone());
-            message
-        });
+        let dead = self
+            .dead_letter
+            .zip(self.message)
+            .map(|(address, mut message)| {
+                message.address = address;
+                message.set_header("twinwire-dead-letter-reason", reason.clone());
+                message
+            });
         (Outcome::permanent(reason), dead)
     }
 }

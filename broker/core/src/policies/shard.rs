@@ -72,7 +72,7 @@ impl PolicyShard {
     ) -> Self {
         PolicyShard {
             appender: Appender::new(journal),
-            policies: LruCache::new(capacity),
+            policies: crate::cache::lru(capacity),
             expiries: BTreeSet::new(),
             rules,
             snapshot_every,

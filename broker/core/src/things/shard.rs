@@ -206,9 +206,9 @@ impl Shard {
     pub(super) fn new(journal: Journal, index: usize, config: ShardConfig) -> Self {
         Shard {
             appender: Appender::new(journal),
-            things: LruCache::new(config.max_parsed),
-            compact: LruCache::new(config.max_things),
-            applied: LruCache::new(APPLIED_MEMORY),
+            things: crate::cache::lru(config.max_parsed),
+            compact: crate::cache::lru(config.max_things),
+            applied: crate::cache::lru(APPLIED_MEMORY),
             resident: Resident::new(index),
             config,
         }
