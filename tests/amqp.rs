@@ -236,7 +236,7 @@ async fn queue_to_twin_to_exchange_with_twin_persisted_and_a_target_ack() {
     assert_eq!(modified["revision"], 2);
     let (correlation, reply) = next(&mut replies_in, "a reply").await;
     assert_eq!(correlation, format!("c-{u}"), "correlation-id property");
-    check_acknowledged(&reply, &format!("events-{u}"));
+    check_acknowledged(&reply, &format!("events-{u}"), 200);
     assert_eq!(b.thing(&thing).await["attributes"]["on"], true);
     devices.close().await;
     client.delete(&[&commands, &replies, &events]).await;

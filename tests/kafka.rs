@@ -369,8 +369,85 @@ async fn topic_to_twin_to_topic_with_twin_persisted_and_a_target_ack() {
     assert_eq!(modified["revision"], 2);
     let reply = next(&mut replies_in, "a reply").await;
     assert_eq!(reply.header("correlation-id"), Some(correlation.as_str()));
-    check_acknowledged(&reply.json(), &events_id);
+    // Kafka's target acknowledgement: 204, no content (debugEnabled off).
+    check_acknowledged(&reply.json(), &events_id, 204);
     assert_eq!(t.b.thing(thing).await["attributes"]["on"], true);
+    devices.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn target_acks_carry_the_record_metadata_with_debug_and_fail_with_400_for_good() {
+    let t = Setup::new(Cluster::any(), "meter", 1).await;
+    let (u, thing, bootstrap) = (&t.u, &t.thing, &t.cluster.bootstrap);
+    let events = format!("tw-{u}-events");
+    t.cluster.topic(&events, 1).await;
+    let events_id = format!("events-{u}");
+    let target = |address: String, label: &str| {
+        json!({"address": address, "topics": ["_/_/things/twin/events"],
+               "authorizationContext": [SUBJECT],
+               "issuedAcknowledgementLabel": format!("{{{{connection:id}}}}:{label}")})
+    };
+    let _events =
+        t.b.open(json!({
+            "id": events_id, "connectionType": "kafka", "connectionStatus": "open",
+            "uri": format!("tcp://{bootstrap}"),
+            "specificConfig": {"bootstrapServers": bootstrap, "debugEnabled": true,
+                               "publishTimeout": "5s"},
+            "targets": [target(events.clone(), "published"),
+                        // The topic has one partition: Kafka never takes this record.
+                        target(format!("{events}#7"), "lost")]
+        }))
+        .await;
+    let (published, lost) = (
+        format!("{events_id}:published"),
+        format!("{events_id}:lost"),
+    );
+    let devices = t
+        .devices(
+            &format!("devices-{u}"),
+            json!(["twin-persisted", published, lost]),
+            json!({}),
+        )
+        .await;
+    let mut events_in = t.cluster.read(&events);
+    let mut replies_in = t.cluster.read(&t.replies);
+    let producer = t.cluster.producer();
+    let command = modify(thing, "/attributes/kwh", json!(12.5), json!({}));
+    t.command(&producer, &format!("c-{u}"), command.as_bytes())
+        .await;
+
+    let event = loop {
+        let record = next(&mut events_in, "an event").await;
+        if record.json()["path"] == "/attributes/kwh" {
+            break record;
+        }
+    };
+    let reply = next(&mut replies_in, "a reply").await.json();
+    // One label failed: the aggregate is 424, each acknowledgement keeps its own status.
+    assert_eq!(reply["status"], 424, "{reply}");
+    assert_eq!(reply["value"]["twin-persisted"]["status"], 201, "{reply}");
+    let metadata = &reply["value"][&published];
+    assert_eq!(metadata["status"], 200, "{reply}");
+    let record = &metadata["payload"];
+    assert_eq!(record["topic"], json!(events), "{reply}");
+    assert_eq!(record["partition"], 0, "{reply}");
+    assert!(record["offset"].as_i64().is_some_and(|o| o >= 0), "{reply}");
+    assert!(
+        record["timestamp"].as_i64().is_some_and(|t| t > 0),
+        "{reply}"
+    );
+    assert_eq!(record["serializedKeySize"], -1, "no key: {reply}");
+    assert_eq!(
+        record["serializedValueSize"],
+        event.payload.len(),
+        "{reply}"
+    );
+    let failed = &reply["value"][&lost];
+    assert_eq!(failed["status"], 400, "{reply}");
+    assert_eq!(
+        failed["payload"]["error"], "connectivity:message.sending.failed",
+        "{reply}"
+    );
     devices.close().await;
 }
 

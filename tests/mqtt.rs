@@ -214,7 +214,7 @@ async fn device_to_twin_to_target_with_twin_persisted_and_a_target_ack() {
         format!("{NAMESPACE}/{thing}/things/twin/acks")
     );
     assert_eq!(reply["headers"]["correlation-id"], format!("c-{u}"));
-    check_acknowledged(&reply, &format!("events-{u}"));
+    check_acknowledged(&reply, &format!("events-{u}"), 200);
     assert_eq!(b.thing(&thing).await["attributes"]["on"], true);
 
     // The command was acknowledged to the server: the same session, opened again, gets nothing.

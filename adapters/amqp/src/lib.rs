@@ -39,7 +39,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use twinwire_plugin::{
     async_trait, Adapter, ConnectionStatus, Delivery, Host, LogLevel, Message, Outcome, Plugin,
-    SendError,
+    Receipt, SendError,
 };
 
 pub use config::Config;
@@ -124,7 +124,7 @@ impl Amqp {
 
 #[async_trait]
 impl Adapter for Amqp {
-    async fn send(&self, message: Message) -> Result<(), SendError> {
+    async fn send(&self, message: Message) -> Result<Receipt, SendError> {
         let shared = &self.shared;
         let out = Outgoing::from_message(&message)?;
         let deadline = tokio::time::Instant::now() + shared.config.publish_timeout;
@@ -179,7 +179,7 @@ impl Adapter for Amqp {
                 shared.broken.notify_one();
                 Err(SendError::Retryable(format!("publishing failed: {e}")))
             }
-            Ok(Ok(Confirmation::Ack(None) | Confirmation::NotRequested)) => Ok(()),
+            Ok(Ok(Confirmation::Ack(None) | Confirmation::NotRequested)) => Ok(Receipt::default()),
             Ok(Ok(Confirmation::Ack(Some(returned)) | Confirmation::Nack(Some(returned)))) => {
                 Err(SendError::Rejected(format!(
                     "Received basic.return from exchange '{}' with routing key '{}': {} {}",

@@ -33,12 +33,14 @@ use rdkafka::client::ClientContext;
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::future_producer::Delivery;
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::util::Timeout;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use twinwire_plugin::{
-    async_trait, Adapter, ConnectionStatus, Host, LogLevel, Message, Outcome, Plugin, SendError,
+    async_trait, Adapter, ConnectionStatus, Host, LogLevel, Message, Outcome, Plugin, Receipt,
+    SendError,
 };
 
 pub use config::Config;
@@ -215,6 +217,25 @@ async fn monitor(
     }
 }
 
+/// Kafka's `RecordMetadata` of a produced record, as Ditto puts it into the target's
+/// acknowledgement with `debugEnabled`.
+fn record_metadata(out: &Outgoing, value_size: usize, delivery: &Delivery) -> String {
+    let mut metadata = serde_json::Map::new();
+    if let Some(timestamp) = delivery.timestamp.to_millis() {
+        metadata.insert("timestamp".to_owned(), timestamp.into());
+    }
+    // -1 for no key, as Kafka's producer reports it.
+    let key_size = out.key.as_ref().map_or(-1, |k| k.len() as i64);
+    metadata.insert("serializedKeySize".to_owned(), key_size.into());
+    metadata.insert("serializedValueSize".to_owned(), value_size.into());
+    metadata.insert("topic".to_owned(), out.topic.clone().into());
+    metadata.insert("partition".to_owned(), delivery.partition.into());
+    if delivery.offset >= 0 {
+        metadata.insert("offset".to_owned(), delivery.offset.into());
+    }
+    serde_json::Value::Object(metadata).to_string()
+}
+
 /// Whether a produce error may succeed when tried again.
 fn send_error(error: KafkaError) -> SendError {
     let code = error.rdkafka_error_code();
@@ -243,7 +264,7 @@ fn send_error(error: KafkaError) -> SendError {
 
 #[async_trait]
 impl Adapter for Kafka {
-    async fn send(&self, message: Message) -> Result<(), SendError> {
+    async fn send(&self, message: Message) -> Result<Receipt, SendError> {
         if self.shared.stopping.load(Ordering::Acquire) {
             return Err(SendError::Closed);
         }
@@ -270,7 +291,10 @@ impl Adapter for Kafka {
             .send(record, Timeout::After(self.shared.config.publish_timeout))
             .await
         {
-            Ok(_) => Ok(()),
+            Ok(delivery) if self.shared.config.debug_enabled => Ok(Receipt::with_metadata(
+                record_metadata(&out, message.payload().len(), &delivery),
+            )),
+            Ok(_) => Ok(Receipt::default()),
             Err((error, _)) => Err(send_error(error)),
         }
     }

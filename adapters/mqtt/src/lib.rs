@@ -28,7 +28,7 @@ mod tls;
 
 use std::sync::Arc;
 
-use twinwire_plugin::{async_trait, Adapter, Host, Message, Outcome, Plugin, SendError};
+use twinwire_plugin::{async_trait, Adapter, Host, Message, Outcome, Plugin, Receipt, SendError};
 
 pub use config::Config;
 use session::Session;
@@ -86,9 +86,9 @@ impl Mqtt {
 
 #[async_trait]
 impl Adapter for Mqtt {
-    async fn send(&self, message: Message) -> Result<(), SendError> {
+    async fn send(&self, message: Message) -> Result<Receipt, SendError> {
         match self.publishing() {
-            Some(session) => session.publish(&message).await,
+            Some(session) => session.publish(&message).await.map(|()| Receipt::default()),
             None => Err(SendError::Closed),
         }
     }

@@ -16,7 +16,7 @@ use twinwire_core::journal::{Journal, JournalConfig, RedbStore};
 use twinwire_core::routing::{Requester, Router};
 use twinwire_core::things::EngineConfig;
 use twinwire_plugin::{
-    async_trait, Adapter, ConnectionStatus, Host, HostSink, Message, Outcome, SendError,
+    async_trait, Adapter, ConnectionStatus, Host, HostSink, Message, Outcome, Receipt, SendError,
 };
 use twinwire_protocol::Envelope;
 
@@ -29,9 +29,9 @@ struct Loopback {
 
 #[async_trait]
 impl Adapter for Loopback {
-    async fn send(&self, message: Message) -> Result<(), SendError> {
+    async fn send(&self, message: Message) -> Result<Receipt, SendError> {
         let _ = self.published.send(message);
-        Ok(())
+        Ok(Receipt::default())
     }
 
     async fn settle(&self, token: u64, outcome: Outcome) {

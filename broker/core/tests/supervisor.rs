@@ -15,7 +15,9 @@ use twinwire_core::connections::supervisor::{Backoff, Supervisor};
 use twinwire_core::journal::{Journal, JournalConfig, RedbStore};
 use twinwire_core::routing::Router;
 use twinwire_core::things::EngineConfig;
-use twinwire_plugin::{async_trait, Adapter, ConnectionStatus, Host, HostSink, Message, SendError};
+use twinwire_plugin::{
+    async_trait, Adapter, ConnectionStatus, Host, HostSink, Message, Receipt, SendError,
+};
 
 #[derive(Default)]
 struct Log {
@@ -31,8 +33,8 @@ struct Quiet {
 
 #[async_trait]
 impl Adapter for Quiet {
-    async fn send(&self, _: Message) -> Result<(), SendError> {
-        Ok(())
+    async fn send(&self, _: Message) -> Result<Receipt, SendError> {
+        Ok(Receipt::default())
     }
 
     async fn close(&self) {

@@ -34,7 +34,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use twinwire_plugin::{
     async_trait, Adapter, ConnectionStatus, Delivery, Host, LogLevel, Message, Outcome, Plugin,
-    SendError,
+    Receipt, SendError,
 };
 
 pub use config::Config;
@@ -104,17 +104,18 @@ impl TcpLines {
 
 #[async_trait]
 impl Adapter for TcpLines {
-    async fn send(&self, message: Message) -> Result<(), SendError> {
+    async fn send(&self, message: Message) -> Result<Receipt, SendError> {
         let line = lines::encode_message(&message).map_err(SendError::Rejected)?;
         let (done, written) = oneshot::channel();
         self.writes
             .send(Write::new(line, Some(done)))
             .map_err(|_| SendError::Closed)?;
-        written.await.unwrap_or_else(|_| {
+        let written = written.await.unwrap_or_else(|_| {
             Err(SendError::Retryable(
                 "the connection ended before the line was written".to_owned(),
             ))
-        })
+        });
+        written.map(|()| Receipt::default())
     }
 
     async fn settle(&self, settle_token: u64, outcome: Outcome) {

@@ -10,6 +10,23 @@ use async_trait::async_trait;
 use crate::ffi;
 use crate::Message;
 
+/// What the transport reported of a message it took.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Receipt {
+    /// Transport metadata for the target's acknowledgement, as a JSON object (Kafka's record
+    /// metadata with `debugEnabled`); empty for none, which most transports report.
+    pub metadata: String,
+}
+
+impl Receipt {
+    /// A receipt with metadata for the acknowledgement.
+    pub fn with_metadata(metadata: impl Into<String>) -> Receipt {
+        Receipt {
+            metadata: metadata.into(),
+        }
+    }
+}
+
 /// Why a send failed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SendError {
@@ -71,6 +88,11 @@ impl SendError {
             None => Ok(()),
             Some(e) => Err(e),
         }
+    }
+
+    /// A send's result: for [`ffi::TW_OK`] the receipt, whose metadata is `detail`.
+    pub fn receipt_of(status: i32, detail: &str) -> Result<Receipt, SendError> {
+        SendError::result_of(status, detail).map(|()| Receipt::with_metadata(detail))
     }
 }
 
@@ -362,7 +384,7 @@ impl fmt::Debug for Host {
 pub trait Adapter: Send + Sync + 'static {
     /// Sends one message to the transport. The future resolves when the transport took it (or
     /// failed to). Sends may run concurrently.
-    async fn send(&self, message: Message) -> Result<(), SendError>;
+    async fn send(&self, message: Message) -> Result<Receipt, SendError>;
 
     /// The host's outcome for the inbound message delivered with `settle_token`. The default
     /// ignores it.

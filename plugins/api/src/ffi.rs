@@ -19,7 +19,9 @@
 //!   off async threads (`spawn_blocking`). The plugin copies `*host`; `host.ctx` must stay valid
 //!   until `close` has returned (forever if `close` reports [`TW_ERR_THREADS_LEAKED`]).
 //! - **`send` / `send_batch`** never block. [`TW_OK`] means accepted: exactly one
-//!   `on_send_result(token)` follows, unless the instance is closed first. Any other status means
+//!   `on_send_result(token)` follows, unless the instance is closed first; with [`TW_OK`] its
+//!   detail is the transport's receipt (a JSON object for the target's acknowledgement, or
+//!   empty). Any other status means
 //!   refused now, and no callback follows. Callbacks may arrive re-entrantly *inside* `send`, on
 //!   the calling thread (the plugin polls the send once inline), so the host registers the token
 //!   before calling and holds no lock that its callbacks take.

@@ -30,12 +30,12 @@ use crate::ffi::{self, *};
 use crate::gate::Gate;
 use crate::{
     BatchDelivery, ConnectionStatus, Delivery, Host, HostSink, Inbound, LogLevel, Message, Outcome,
-    Plugin, RuntimeConfig, SendError,
+    Plugin, Receipt, RuntimeConfig, SendError,
 };
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 /// A send in progress, its panics caught.
-type SendInProgress = CatchUnwind<BoxFuture<Result<(), SendError>>>;
+type SendInProgress = CatchUnwind<BoxFuture<Result<Receipt, SendError>>>;
 
 // ---- the static vtable the macro defines ----
 
@@ -127,9 +127,9 @@ unsafe impl Send for FfiHost {}
 unsafe impl Sync for FfiHost {}
 
 impl FfiHost {
-    fn send_result(&self, token: u64, result: &Result<(), SendError>) {
+    fn send_result(&self, token: u64, result: &Result<Receipt, SendError>) {
         let (status, detail) = match result {
-            Ok(()) => (TW_OK, ""),
+            Ok(receipt) => (TW_OK, receipt.metadata.as_str()),
             Err(e) => (e.status(), e.detail()),
         };
         if let Some(_pass) = self.gate.enter() {
@@ -417,13 +417,13 @@ impl<T: Plugin> Instance<T> {
         self.handle.spawn(async move { done(fut.await) });
     }
 
-    fn send_future(&self, message: Message) -> BoxFuture<Result<(), SendError>> {
+    fn send_future(&self, message: Message) -> BoxFuture<Result<Receipt, SendError>> {
         let adapter = self.adapter.clone();
         Box::pin(async move { adapter.send(message).await })
     }
 }
 
-fn flatten_send(result: Result<Result<(), SendError>, String>) -> Result<(), SendError> {
+fn flatten_send(result: Result<Result<Receipt, SendError>, String>) -> Result<Receipt, SendError> {
     result.unwrap_or_else(|panic| Err(SendError::Panicked(panic)))
 }
 

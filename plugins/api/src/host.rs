@@ -28,7 +28,7 @@ use crate::ffi::{self, *};
 use crate::gate::Gate;
 use crate::{
     Adapter, ConnectionStatus, Host, HostSink, Inbound, LogLevel, Message, Outcome, Plugin,
-    SendError,
+    Receipt, SendError,
 };
 
 /// Why a plugin library was refused.
@@ -347,7 +347,7 @@ unsafe impl Send for InstancePtr {}
 // SAFETY: as above.
 unsafe impl Sync for InstancePtr {}
 
-type SendResult = Result<(), SendError>;
+type SendResult = Result<Receipt, SendError>;
 
 /// What the plugin's callbacks reach (`ctx`).
 struct HostCtx {
@@ -461,7 +461,7 @@ unsafe extern "C" fn on_send_result(ctx: *mut c_void, token: u64, status: i32, d
             Some(waiter) => {
                 // SAFETY: `detail` is a valid view for the call.
                 let detail = String::from_utf8_lossy(unsafe { detail.as_slice() });
-                let _ = waiter.send(SendError::result_of(status, &detail));
+                let _ = waiter.send(SendError::receipt_of(status, &detail));
             }
             // A token we never issued, or one already answered: a plugin bug, counted, harmless.
             None => {
@@ -582,7 +582,7 @@ impl PluginAdapter {
     pub fn send(
         &self,
         message: Message,
-    ) -> impl Future<Output = Result<(), SendError>> + Send + 'static {
+    ) -> impl Future<Output = Result<Receipt, SendError>> + Send + 'static {
         let started = self.inner.start_send(&message);
         drop(message);
         async move {
@@ -598,7 +598,7 @@ impl PluginAdapter {
     pub fn send_batch(
         &self,
         messages: &[Message],
-    ) -> impl Future<Output = Vec<Result<(), SendError>>> + Send + 'static {
+    ) -> impl Future<Output = Vec<Result<Receipt, SendError>>> + Send + 'static {
         let started = self.inner.start_batch(messages);
         async move {
             let mut results = Vec::with_capacity(started.len());
@@ -802,7 +802,7 @@ fn refusal(status: i32) -> SendError {
 
 #[async_trait]
 impl Adapter for PluginAdapter {
-    async fn send(&self, message: Message) -> Result<(), SendError> {
+    async fn send(&self, message: Message) -> Result<Receipt, SendError> {
         PluginAdapter::send(self, message).await
     }
 

@@ -11,15 +11,15 @@
 //! safe async Rust, and export it with [`export_adapter!`]:
 //!
 //! ```
-//! use twinwire_plugin::{async_trait, Adapter, Host, Message, Plugin, SendError};
+//! use twinwire_plugin::{async_trait, Adapter, Host, Message, Plugin, Receipt, SendError};
 //!
 //! struct Loopback { host: Host }
 //!
 //! #[async_trait]
 //! impl Adapter for Loopback {
-//!     async fn send(&self, message: Message) -> Result<(), SendError> {
+//!     async fn send(&self, message: Message) -> Result<Receipt, SendError> {
 //!         self.host.deliver(message, 0); // straight back in
-//!         Ok(())
+//!         Ok(Receipt::default())
 //!     }
 //! }
 //!
@@ -67,7 +67,7 @@ pub mod settings;
 
 pub use adapter::{
     Adapter, BatchDelivery, ConnectionStatus, Delivery, Host, HostSink, Inbound, LogLevel, Outcome,
-    Plugin, RuntimeConfig, SendError,
+    Plugin, Receipt, RuntimeConfig, SendError,
 };
 pub use async_trait::async_trait;
 pub use message::{Headers, Message, MessageBuilder};

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use common::{plugin, threads_named, wait_until, Mode, Recorder, ECHO, ECHO_ABI2};
 use twinwire_plugin::host::{create_static, LoadError, PluginAdapter, PluginLibrary};
-use twinwire_plugin::{Adapter, ConnectionStatus, LogLevel, Message, Outcome, SendError};
+use twinwire_plugin::{Adapter, ConnectionStatus, LogLevel, Message, Outcome, Receipt, SendError};
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -80,11 +80,20 @@ async fn round_trip_keeps_address_headers_and_binary_payload() {
                 .contains(&(ConnectionStatus::Connected, "echo ready".into())))
             .await
         );
+        // The transport's receipt crosses the boundary with the send's result.
+        let asks_receipt = Message::new("r", &[] as &[(&str, &str)], "receipt please");
+        assert_eq!(
+            adapter.send(asks_receipt).await,
+            Ok(Receipt::with_metadata(r#"{"echoed":true}"#)),
+            "config {config:?}"
+        );
+        assert!(wait_until(WAIT, || sink.inbound_count() == 1).await);
+        sink.take_inbound();
         let messages = sample_messages();
         for message in &messages {
             assert_eq!(
                 adapter.send(message.clone()).await,
-                Ok(()),
+                Ok(Receipt::default()),
                 "config {config:?}"
             );
         }
@@ -102,7 +111,11 @@ async fn round_trip_keeps_address_headers_and_binary_payload() {
         let mut batch = messages.clone();
         batch.push(Message::new("b", &[("k", "v")], "batch please"));
         let results = adapter.send_batch(&batch).await;
-        assert_eq!(results, vec![Ok(()); batch.len()], "config {config:?}");
+        assert_eq!(
+            results,
+            vec![Ok(Receipt::default()); batch.len()],
+            "config {config:?}"
+        );
         assert!(wait_until(WAIT, || sink.inbound_count() == messages.len() + 3).await);
         let echoed: Vec<Message> = sink.take_inbound().into_iter().map(|i| i.message).collect();
         let mut expected = messages.clone();
@@ -239,9 +252,9 @@ async fn a_panic_in_send_is_a_failed_send_and_the_instance_keeps_working() {
                 Message::new("x", &[] as &[(&str, &str)], "ok"),
             ])
             .await;
-        assert_eq!(results[0], Ok(()));
+        assert_eq!(results[0], Ok(Receipt::default()));
         assert!(matches!(&results[1], Err(SendError::Panicked(t)) if t.contains("panic in batch")));
-        assert_eq!(results[2], Ok(()));
+        assert_eq!(results[2], Ok(Receipt::default()));
         adapter.close().await.expect("close");
     }
 }
@@ -513,7 +526,7 @@ async fn close_racing_sends_and_settles_is_safe() {
                         let _ = adapter.settle(1, Outcome::Delivered);
                         for send in sends {
                             match send.await {
-                                Ok(()) => ok += 1,
+                                Ok(_) => ok += 1,
                                 Err(SendError::Closed) => closed += 1,
                                 Err(other) => panic!("unexpected {other:?}"),
                             }

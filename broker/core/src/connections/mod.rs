@@ -13,6 +13,7 @@
 //! - [`runtime`]: an open connection: its adapter, inbound and target tasks, settlement.
 //! - [`subscriptions`]: a connection's targets as pub/sub subscriptions.
 //! - [`supervisor`]: every connection kept running: backoff, replacement, directory watching.
+//! - [`target_ack`]: the acknowledgement a target issues, with its binding's statuses.
 //! - [`validate`]: every rule Ditto checks when a connection is created, with what to do.
 
 pub mod inbound;
@@ -27,6 +28,7 @@ pub mod plugins;
 pub mod runtime;
 pub mod subscriptions;
 pub mod supervisor;
+pub mod target_ack;
 pub mod validate;
 
 pub use load::{load_dir, load_file, LoadError, Loaded};

@@ -22,6 +22,7 @@ use super::metrics::{ConnectionMetrics, Kind};
 use super::model::Connection;
 use super::outbound::{Outbound, OutboundTarget};
 use super::subscriptions::{declared_labels, issuer, target_subscriptions, FirstMatch};
+use super::target_ack::{AckStatuses, Sent};
 use crate::routing::announcements::{connection_closed, connection_opened};
 use crate::routing::settlement::{Outcome, Settlement};
 use crate::routing::{Consumed, Requester, Router};
@@ -30,7 +31,9 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
-use twinwire_plugin::{Adapter, ConnectionStatus, Delivery, HostSink, Inbound, LogLevel, Message};
+use twinwire_plugin::{
+    Adapter, ConnectionStatus, Delivery, HostSink, Inbound, LogLevel, Message, Receipt,
+};
 use twinwire_protocol::headers::names;
 use twinwire_protocol::topic::{Channel, Criterion, Group};
 use twinwire_protocol::{DittoError, Envelope, Headers, JsonPointer, Topic};
@@ -309,6 +312,7 @@ impl RunningConnection {
             tasks.push(tokio::spawn(target_loop(
                 id.clone(),
                 target,
+                AckStatuses::of(&connection.connection_type),
                 rx,
                 Arc::clone(&adapter),
                 router.clone(),
@@ -675,9 +679,11 @@ fn error_envelope(message: &ExternalMessage, error: &DittoError) -> Envelope {
 /// confirms) would otherwise cap a target at one message per round trip.
 const TARGET_PIPELINE: usize = 256;
 
+#[allow(clippy::too_many_arguments)]
 async fn target_loop(
     id: String,
     target: OutboundTarget,
+    statuses: AckStatuses,
     mut signals: mpsc::Receiver<Envelope>,
     adapter: Arc<dyn Adapter>,
     router: Router,
@@ -696,7 +702,7 @@ async fn target_loop(
         tokio::select! {
             biased;
             Some((signal, acknowledge, result)) = in_flight.next(), if !in_flight.is_empty() => {
-                acknowledge_sent(&target, &router, &requester, &metrics, t, &signal, acknowledge, result).await;
+                acknowledge_sent(&target, statuses, &router, &requester, &metrics, t, &signal, acknowledge, result).await;
             }
             next = signals.recv(), if open && in_flight.len() < TARGET_PIPELINE => {
                 let Some(signal) = next else {
@@ -712,7 +718,7 @@ async fn target_loop(
                 let (adapter, metrics, log, id) =
                     (Arc::clone(&adapter), Arc::clone(&metrics), Arc::clone(&log), id.clone());
                 in_flight.push_back(async move {
-                    let result = publish(&id, t, outbound, &signal, &*adapter, &metrics, &log).await;
+                    let result = publish(&id, t, outbound, statuses, &signal, &*adapter, &metrics, &log).await;
                     (signal, acknowledge, result)
                 });
             }
@@ -720,23 +726,29 @@ async fn target_loop(
     }
 }
 
-/// Sends what a signal became for a target: `Ok(true)` once every message was sent,
-/// `Ok(false)` when nothing was to be sent.
+/// Sends what a signal became for a target.
+#[allow(clippy::too_many_arguments)]
 async fn publish(
     id: &str,
     t: usize,
     outbound: Result<Outbound, DittoError>,
+    statuses: AckStatuses,
     signal: &Envelope,
     adapter: &dyn Adapter,
     metrics: &ConnectionMetrics,
     log: &ConnectionLog,
-) -> Result<bool, DittoError> {
+) -> Result<Sent, DittoError> {
     match outbound {
         Ok(Outbound::Publish(messages)) => {
-            let mut result = Ok(());
+            let mut result = Ok(Receipt::default());
             for message in &messages {
                 match adapter.send(to_plugin(message)).await {
-                    Ok(()) => metrics.target(t, Kind::Published, true),
+                    Ok(receipt) => {
+                        metrics.target(t, Kind::Published, true);
+                        if result.is_ok() {
+                            result = Ok(receipt);
+                        }
+                    }
                     Err(e) => {
                         metrics.target(t, Kind::Published, false);
                         log.record(
@@ -748,18 +760,16 @@ async fn publish(
                             Some(message.address.clone()),
                         );
                         tracing::warn!(connection = %id, target = t, error = %e, "publishing failed");
-                        result = Err(twinwire_protocol::exceptions::connectivity::sending_failed(
-                            &e.to_string(),
-                        ));
+                        result = Err(statuses.failure(&e));
                     }
                 }
             }
-            result.map(|()| true)
+            result.map(Sent::Published)
         }
         Ok(Outbound::Dropped(reason)) => {
             metrics.target(t, Kind::Dropped, true);
             tracing::debug!(connection = %id, target = t, reason, "signal dropped");
-            Ok(false)
+            Ok(Sent::Nothing)
         }
         Err(error) => Err(error),
     }
@@ -769,13 +779,14 @@ async fn publish(
 #[allow(clippy::too_many_arguments)]
 async fn acknowledge_sent(
     target: &OutboundTarget,
+    statuses: AckStatuses,
     router: &Router,
     requester: &Requester,
     metrics: &ConnectionMetrics,
     t: usize,
     signal: &Envelope,
     acknowledge: bool,
-    result: Result<bool, DittoError>,
+    result: Result<Sent, DittoError>,
 ) {
     if !acknowledge {
         return;
@@ -783,40 +794,7 @@ async fn acknowledge_sent(
     let Some(label) = &target.issued_label else {
         return;
     };
-    let ack = acknowledgement(signal, label, &result);
+    let ack = statuses.acknowledgement(signal, label, &result);
     let answer = router.handle(ack, requester).await;
     metrics.target(t, Kind::Acknowledged, answer.reply.is_none());
-}
-
-/// The target's acknowledgement of a signal: 200 once sent; a weak 200 when nothing was sent
-/// for it (dropped by mapping); the failure otherwise.
-fn acknowledgement(signal: &Envelope, label: &str, sent: &Result<bool, DittoError>) -> Envelope {
-    let topic = Topic {
-        namespace: signal.topic.namespace.clone(),
-        name: signal.topic.name.clone(),
-        group: Group::Things,
-        channel: if signal.topic.channel == Channel::Live {
-            Channel::Live
-        } else {
-            Channel::Twin
-        },
-        criterion: Criterion::Acks(twinwire_protocol::AckLabel::parse(label).ok()),
-    };
-    let mut headers = Headers::new();
-    if let Some(id) = signal.headers.correlation_id() {
-        headers.insert(names::CORRELATION_ID, id);
-    }
-    let mut ack = Envelope::new(topic, headers, JsonPointer::root());
-    match sent {
-        Ok(true) => ack.status = Some(200),
-        Ok(false) => {
-            ack.status = Some(200);
-            ack.headers.insert(names::DITTO_WEAK_ACK, true);
-        }
-        Err(error) => {
-            ack.status = Some(error.status);
-            ack.value = Some(error.to_json());
-        }
-    }
-    ack
 }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use twinwire_plugin::{
     async_trait, Adapter, ConnectionStatus, Delivery, Host, Inbound, LogLevel, Message, Outcome,
-    Plugin, RuntimeConfig, SendError,
+    Plugin, Receipt, RuntimeConfig, SendError,
 };
 
 /// Echoes every sent message back to the host as an inbound message (same address, headers and
@@ -71,8 +71,14 @@ impl Echo {
 
 #[async_trait]
 impl Adapter for Echo {
-    async fn send(&self, message: Message) -> Result<(), SendError> {
+    async fn send(&self, message: Message) -> Result<Receipt, SendError> {
         let payload = message.payload();
+        // A receipt with metadata, to carry across the boundary.
+        let receipt = if payload.starts_with(b"receipt") {
+            Receipt::with_metadata(r#"{"echoed":true}"#)
+        } else {
+            Receipt::default()
+        };
         if payload.starts_with(b"panic") {
             panic!(
                 "echo: panic requested by payload {:?}",
@@ -93,7 +99,7 @@ impl Adapter for Echo {
         if self.hop {
             twinwire_plugin::tokio::task::yield_now().await;
         }
-        self.echo(message)
+        self.echo(message).map(|()| receipt)
     }
 
     async fn settle(&self, settle_token: u64, outcome: Outcome) {
