@@ -1,7 +1,10 @@
 //! Shared helpers of twinwire's end-to-end and conformance tests: where the Ditto reference
-//! lives and how to read its protocol examples.
+//! lives and how to read its protocol examples; docs/configuration.md held to the code
+//! ([`config_reference`]).
 
 use std::path::{Path, PathBuf};
+
+pub mod config_reference;
 
 /// The Ditto reference folder: `$TWINWIRE_DITTO_REFERENCE`, else `../shared/ditto-reference`
 /// beside the repository.

@@ -5,7 +5,16 @@
 use std::time::Duration;
 
 use serde_json::Value;
-use twinwire_plugin::settings::{text, Specific};
+use twinwire_plugin::settings::{text, Setting, Specific};
+
+/// Every `specificConfig` key the adapter reads, with its default: all [`Specific`] lets it read.
+/// docs/configuration.md lists them; a test below keeps the two equal.
+pub const SPECIFIC_CONFIG: &[Setting] = &[
+    Setting::number("maxInFlight", 100),
+    Setting::duration("reconnectMinDelay", Duration::from_secs(1)),
+    Setting::duration("reconnectMaxDelay", Duration::from_secs(60)),
+    Setting::duration("publishTimeout", Duration::from_secs(60)),
+];
 
 /// Transport security, from an `amqps://` URI.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -112,8 +121,8 @@ impl Config {
                     .collect()
             })
             .unwrap_or_default();
-        let specific = Specific::of("amqp-091", &connection);
-        let max_in_flight = specific.number("maxInFlight", 100)?;
+        let specific = Specific::of("amqp-091", &connection, SPECIFIC_CONFIG);
+        let max_in_flight = specific.number("maxInFlight")?;
         if max_in_flight == 0 || max_in_flight > u64::from(u16::MAX) {
             return Err(
                 "amqp-091: specificConfig.maxInFlight must be between 1 and 65535".to_owned(),
@@ -125,9 +134,9 @@ impl Config {
             tls,
             sources,
             max_in_flight: max_in_flight as u16,
-            reconnect_min_delay: specific.duration("reconnectMinDelay", Duration::from_secs(1))?,
-            reconnect_max_delay: specific.duration("reconnectMaxDelay", Duration::from_secs(60))?,
-            publish_timeout: specific.duration("publishTimeout", Duration::from_secs(60))?,
+            reconnect_min_delay: specific.duration("reconnectMinDelay")?,
+            reconnect_max_delay: specific.duration("reconnectMaxDelay")?,
+            publish_timeout: specific.duration("publishTimeout")?,
         })
     }
 
@@ -219,5 +228,17 @@ mod tests {
         ] {
             assert!(config(bad.clone()).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn the_reference_lists_every_setting_the_parser_reads() {
+        let base =
+            json!({"id": "a", "connectionType": "amqp-091", "uri": "amqp://127.0.0.1:5672/%2f"});
+        twinwire_tests::config_reference::assert_specific_config(
+            "### AMQP 0.9.1 (`amqp-091`)",
+            SPECIFIC_CONFIG,
+            &base,
+            Config::from_json,
+        );
     }
 }

@@ -6,7 +6,27 @@ use std::fmt;
 use std::time::Duration;
 
 use serde_json::Value;
-use twinwire_plugin::settings::{text, Specific};
+use twinwire_plugin::settings::{text, Setting, SettingDefault, Specific};
+
+/// Every `specificConfig` key the adapter reads, with its default: all [`Specific`] lets it read.
+/// docs/configuration.md lists them; a test below keeps the two equal.
+pub const SPECIFIC_CONFIG: &[Setting] = &[
+    Setting::new("bootstrapServers", SettingDefault::Required),
+    Setting::new("saslMechanism", SettingDefault::Text("plain")),
+    Setting::new("groupId", SettingDefault::Derived("the connection ID")),
+    Setting::new("consumerOffsetReset", SettingDefault::Unset),
+    Setting::number("consumerThrottlingLimit", 0),
+    Setting::number("maxInFlight", 1000),
+    Setting::duration("commitInterval", Duration::from_millis(200)),
+    Setting::duration("drainTimeout", Duration::from_secs(5)),
+    Setting::duration("publishTimeout", Duration::from_secs(60)),
+    Setting::duration("statisticsInterval", Duration::from_secs(10)),
+    Setting::duration("reconnectMinDelay", Duration::from_secs(1)),
+    Setting::duration("reconnectMaxDelay", Duration::from_secs(60)),
+    Setting::new("librdkafka.", SettingDefault::Prefix),
+    Setting::new("librdkafka-consumer.", SettingDefault::Prefix),
+    Setting::new("librdkafka-producer.", SettingDefault::Prefix),
+];
 
 /// Property names whose values are never shown (in `Debug`, errors or logs).
 const SECRET_PROPERTIES: &[&str] = &["sasl.password", "ssl.key.pem", "ssl.key.password"];
@@ -91,21 +111,21 @@ impl Config {
         let connection: Value = serde_json::from_slice(bytes)
             .map_err(|e| format!("kafka: the configuration is not connection JSON: {e}"))?;
         let id = connection["id"].as_str().unwrap_or("").to_owned();
-        let specific = Specific::of("kafka", &connection);
+        let specific = Specific::of("kafka", &connection, SPECIFIC_CONFIG);
         let mut common = vec![
             ("client.id".to_owned(), format!("twinwire-{id}")),
             (
                 "bootstrap.servers".to_owned(),
-                bootstrap_servers(specific.text("bootstrapServers"))?,
+                bootstrap_servers(specific.text("bootstrapServers")?)?,
             ),
         ];
         common.extend(security(&connection, &specific)?);
-        for (key, value) in specific.prefixed("librdkafka.") {
+        for (key, value) in specific.prefixed("librdkafka.")? {
             common.retain(|(k, _)| *k != key);
             common.push((key, value));
         }
-        let group_id = group_id(specific.text("groupId"), &id)?;
-        let offset_reset = match specific.text("consumerOffsetReset") {
+        let group_id = group_id(specific.text("groupId")?, &id)?;
+        let offset_reset = match specific.text("consumerOffsetReset")? {
             None => None,
             Some(r) if r == "earliest" || r == "latest" => Some(r),
             Some(other) => {
@@ -115,32 +135,31 @@ impl Config {
             }
         };
         let sources = sources(&connection)?;
-        let max_in_flight = specific.number("maxInFlight", 1000)?;
+        let max_in_flight = specific.number("maxInFlight")?;
         if max_in_flight == 0 {
             return Err("kafka: specificConfig.maxInFlight must be at least 1".to_owned());
         }
-        let throttling_limit = specific.number("consumerThrottlingLimit", 0)?;
-        let publish_timeout = specific.duration("publishTimeout", Duration::from_secs(60))?;
+        let throttling_limit = specific.number("consumerThrottlingLimit")?;
+        let publish_timeout = specific.duration("publishTimeout")?;
         if publish_timeout < Duration::from_millis(1) {
             return Err("kafka: specificConfig.publishTimeout must be at least 1ms".to_owned());
         }
         Ok(Config {
             id,
             common,
-            consumer_only: specific.prefixed("librdkafka-consumer."),
-            producer_only: specific.prefixed("librdkafka-producer."),
+            consumer_only: specific.prefixed("librdkafka-consumer.")?,
+            producer_only: specific.prefixed("librdkafka-producer.")?,
             group_id,
             offset_reset,
             sources,
             max_in_flight: usize::try_from(max_in_flight).unwrap_or(usize::MAX),
             throttling_limit: u32::try_from(throttling_limit).unwrap_or(u32::MAX),
             publish_timeout,
-            commit_interval: specific.duration("commitInterval", Duration::from_millis(200))?,
-            drain_timeout: specific.duration("drainTimeout", Duration::from_secs(5))?,
-            statistics_interval: specific
-                .duration("statisticsInterval", Duration::from_secs(10))?,
-            reconnect_min_delay: specific.duration("reconnectMinDelay", Duration::from_secs(1))?,
-            reconnect_max_delay: specific.duration("reconnectMaxDelay", Duration::from_secs(60))?,
+            commit_interval: specific.duration("commitInterval")?,
+            drain_timeout: specific.duration("drainTimeout")?,
+            statistics_interval: specific.duration("statisticsInterval")?,
+            reconnect_min_delay: specific.duration("reconnectMinDelay")?,
+            reconnect_max_delay: specific.duration("reconnectMaxDelay")?,
         })
     }
 
@@ -335,14 +354,14 @@ fn security(connection: &Value, specific: &Specific<'_>) -> Result<Vec<(String, 
     properties.push(("security.protocol".to_owned(), protocol.to_owned()));
     if let Some((user, password)) = login {
         let mechanism = match specific
-            .text("saslMechanism")
-            .map(|m| m.to_ascii_lowercase())
-            .as_deref()
+            .string("saslMechanism")?
+            .to_ascii_lowercase()
+            .as_str()
         {
-            None | Some("plain") => "PLAIN",
-            Some("scram-sha-256") => "SCRAM-SHA-256",
-            Some("scram-sha-512") => "SCRAM-SHA-512",
-            Some(other) => {
+            "plain" => "PLAIN",
+            "scram-sha-256" => "SCRAM-SHA-256",
+            "scram-sha-512" => "SCRAM-SHA-512",
+            other => {
                 return Err(format!(
                     "kafka: specificConfig.saslMechanism must be plain, scram-sha-256 or scram-sha-512, not {other}"
                 ))
@@ -534,5 +553,18 @@ mod tests {
                 json!({"id": "k", "uri": uri, "specificConfig": specific, "sources": sources});
             assert!(config(connection.clone()).is_err(), "{connection}");
         }
+    }
+
+    #[test]
+    fn the_reference_lists_every_setting_the_parser_reads() {
+        // A login, so that the SASL mechanism is read.
+        let base = json!({"id": "k", "connectionType": "kafka", "uri": "tcp://u:p@127.0.0.1:9092",
+            "specificConfig": {"bootstrapServers": "127.0.0.1:9092"}});
+        twinwire_tests::config_reference::assert_specific_config(
+            "### Kafka (`kafka`)",
+            SPECIFIC_CONFIG,
+            &base,
+            Config::from_json,
+        );
     }
 }

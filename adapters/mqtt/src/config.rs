@@ -6,7 +6,32 @@ use std::time::Duration;
 
 use percent_encoding::percent_decode_str;
 use serde_json::Value;
-use twinwire_plugin::settings::{text, Specific};
+use twinwire_plugin::settings::{text, Setting, SettingDefault, Specific};
+
+/// Every `specificConfig` key the adapter reads, with its default: all [`Specific`] lets it read.
+/// docs/configuration.md lists them; a test below keeps the two equal.
+pub const SPECIFIC_CONFIG: &[Setting] = &[
+    Setting::new("clientId", SettingDefault::Derived("the connection ID")),
+    Setting::flag("cleanSession", false),
+    Setting::duration("sessionExpiryInterval", secs(3600)),
+    Setting::duration("keepAlive", secs(60)),
+    Setting::flag("separatePublisherClient", false),
+    Setting::new(
+        "publisherId",
+        SettingDefault::Derived("the client ID with `p` appended"),
+    ),
+    Setting::flag("reconnectForRedelivery", true),
+    Setting::duration("reconnectForRedeliveryDelay", secs(2)),
+    Setting::new("lastWillTopic", SettingDefault::Unset),
+    Setting::number("lastWillQos", 0),
+    Setting::flag("lastWillRetain", false),
+    Setting::new("lastWillMessage", SettingDefault::Text("")),
+    Setting::number("maxInFlight", 100),
+    Setting::duration("reconnectMinDelay", secs(1)),
+    Setting::duration("reconnectMaxDelay", secs(60)),
+    Setting::duration("publishTimeout", secs(30)),
+    Setting::duration("connectTimeout", secs(10)),
+];
 
 /// The MQTT protocol version: connection type `mqtt` or `mqtt-5`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -105,7 +130,7 @@ impl Config {
             .as_str()
             .ok_or("mqtt: the connection has no uri")?;
         let parsed = Uri::parse(uri)?;
-        let specific = Specific::of("mqtt", &connection);
+        let specific = Specific::of("mqtt", &connection, SPECIFIC_CONFIG);
         let credentials = &connection["credentials"];
         let login = match credentials["type"].as_str() {
             Some("plain") => Some((
@@ -130,49 +155,56 @@ impl Config {
             .map(|sources| sources.iter().map(source).collect::<Result<Vec<_>, _>>())
             .transpose()?
             .unwrap_or_default();
-        let client_id = specific.text("clientId").unwrap_or_else(|| id.clone());
+        let client_id = specific.text("clientId")?.unwrap_or_else(|| id.clone());
         if client_id.is_empty() {
             return Err("mqtt: the connection needs an id or specificConfig.clientId".to_owned());
         }
-        let publisher_id = specific.flag("separatePublisherClient", false)?.then(|| {
-            specific
-                .text("publisherId")
-                .unwrap_or_else(|| format!("{client_id}p"))
-        });
-        let clean_session = specific.flag("cleanSession", false)?;
+        let publisher_id = if specific.flag("separatePublisherClient")? {
+            Some(
+                specific
+                    .text("publisherId")?
+                    .unwrap_or_else(|| format!("{client_id}p")),
+            )
+        } else {
+            None
+        };
+        let clean_session = specific.flag("cleanSession")?;
         let last_will = specific
-            .text("lastWillTopic")
+            .text("lastWillTopic")?
             .map(|topic| -> Result<LastWill, String> {
+                let qos = specific.number("lastWillQos")?;
+                if qos > 2 {
+                    return Err(format!(
+                        "mqtt: specificConfig.lastWillQos must be 0, 1 or 2, not {qos}"
+                    ));
+                }
                 Ok(LastWill {
                     topic,
-                    qos: qos(
-                        &connection["specificConfig"]["lastWillQos"],
-                        "specificConfig.lastWillQos",
-                    )?
-                    .unwrap_or(0),
-                    retain: specific.flag("lastWillRetain", false)?,
-                    message: specific.text("lastWillMessage").unwrap_or_default(),
+                    qos: qos as u8,
+                    retain: specific.flag("lastWillRetain")?,
+                    message: specific.string("lastWillMessage")?,
                 })
             })
             .transpose()?;
-        let max_in_flight = specific.number("maxInFlight", 100)?;
+        let max_in_flight = specific.number("maxInFlight")?;
         if max_in_flight == 0 || max_in_flight > u64::from(u16::MAX) {
             return Err("mqtt: specificConfig.maxInFlight must be between 1 and 65535".to_owned());
         }
-        let redelivery_delay = specific.duration("reconnectForRedeliveryDelay", secs(2))?;
+        let redelivery_delay = specific.duration("reconnectForRedeliveryDelay")?;
         if redelivery_delay < secs(1) {
             return Err(
                 "mqtt: specificConfig.reconnectForRedeliveryDelay must be at least 1s".to_owned(),
             );
         }
-        let keep_alive = specific.duration("keepAlive", secs(60))?;
+        let keep_alive = specific.duration("keepAlive")?;
         if keep_alive > secs(u64::from(u16::MAX)) {
             return Err("mqtt: specificConfig.keepAlive must be at most 65535s".to_owned());
         }
-        let session_expiry = specific.duration(
-            "sessionExpiryInterval",
-            if clean_session { secs(0) } else { secs(3600) },
-        )?;
+        // A clean session ends with the connection unless told otherwise.
+        let session_expiry = match specific.text("sessionExpiryInterval")? {
+            None if clean_session => secs(0),
+            _ => specific.duration("sessionExpiryInterval")?,
+        };
         Ok(Config {
             id,
             version,
@@ -186,14 +218,14 @@ impl Config {
             keep_alive,
             clean_session,
             session_expiry,
-            reconnect_for_redelivery: specific.flag("reconnectForRedelivery", true)?,
+            reconnect_for_redelivery: specific.flag("reconnectForRedelivery")?,
             reconnect_for_redelivery_delay: redelivery_delay,
             last_will,
             max_in_flight: max_in_flight as usize,
-            reconnect_min_delay: specific.duration("reconnectMinDelay", secs(1))?,
-            reconnect_max_delay: specific.duration("reconnectMaxDelay", secs(60))?,
-            publish_timeout: specific.duration("publishTimeout", secs(30))?,
-            connect_timeout: specific.duration("connectTimeout", secs(10))?,
+            reconnect_min_delay: specific.duration("reconnectMinDelay")?,
+            reconnect_max_delay: specific.duration("reconnectMaxDelay")?,
+            publish_timeout: specific.duration("publishTimeout")?,
+            connect_timeout: specific.duration("connectTimeout")?,
         })
     }
 
@@ -408,5 +440,18 @@ mod tests {
         assert!(!topic_matches("#", "$SYS/x"));
         assert!(topic_matches("a/b", "a/b"));
         assert!(!topic_matches("a/b", "a/b/c"));
+    }
+
+    #[test]
+    fn the_reference_lists_every_setting_the_parser_reads() {
+        // A second client and a Last Will, so that their keys are read too.
+        let base = json!({"id": "m", "connectionType": "mqtt-5", "uri": "tcp://127.0.0.1:1883",
+            "specificConfig": {"separatePublisherClient": "true", "lastWillTopic": "will"}});
+        twinwire_tests::config_reference::assert_specific_config(
+            "### MQTT (`mqtt`, `mqtt-5`)",
+            SPECIFIC_CONFIG,
+            &base,
+            Config::from_json,
+        );
     }
 }

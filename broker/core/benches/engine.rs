@@ -687,8 +687,9 @@ fn child_model(p: &Params) {
     }
     let after = rss();
     println!(
-        "RESULT things={n} rss_before={before} rss_after={after} json_bytes={json_bytes} len={}",
-        cache.len()
+        "RESULT things={n} rss_before={before} rss_after={after} json_bytes={json_bytes} len={} hwm={}",
+        cache.len(),
+        proc_status("VmHWM"),
     );
 }
 
@@ -979,11 +980,14 @@ fn main() {
     }
     let model_things = model["things"];
     let model_delta = model["rss_after"] - model["rss_before"];
-    reported.push(twinwire_bench::Row::new(
-        format!("RSS of {model_things:.0} things alone (LRU, no engine)"),
-        "MiB/100k things",
-        per_100k(model_delta, model_things),
-    ));
+    reported.push(
+        twinwire_bench::Row::new(
+            format!("RSS of {model_things:.0} things alone (LRU, no engine)"),
+            "MiB/100k things",
+            per_100k(model_delta, model_things),
+        )
+        .peak_rss(model["hwm"] as u64),
+    );
     rows.push(Row {
         scenario: format!("4. the things alone ({model_things:.0} in an LRU, no engine)"),
         figure: format!("{:.0} MiB/100k", per_100k(model_delta, model_things)),
