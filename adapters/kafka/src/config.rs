@@ -20,6 +20,7 @@ pub const SPECIFIC_CONFIG: &[Setting] = &[
     Setting::duration("commitInterval", Duration::from_millis(200)),
     Setting::duration("drainTimeout", Duration::from_secs(5)),
     Setting::duration("publishTimeout", Duration::from_secs(60)),
+    Setting::flag("debugEnabled", false),
     Setting::duration("statisticsInterval", Duration::from_secs(10)),
     Setting::duration("reconnectMinDelay", Duration::from_secs(1)),
     Setting::duration("reconnectMaxDelay", Duration::from_secs(60)),
@@ -65,6 +66,9 @@ pub struct Config {
     /// `specificConfig.publishTimeout` (twinwire, default 60s): how long a send waits for room in
     /// a full producer queue and for its delivery report (librdkafka's `message.timeout.ms`).
     pub publish_timeout: Duration,
+    /// `specificConfig.debugEnabled` (Ditto's, default false): a target's acknowledgement
+    /// carries the record metadata (200) instead of no content (204).
+    pub debug_enabled: bool,
     /// `specificConfig.commitInterval` (twinwire, default 200ms): how often settled offsets are
     /// committed (and always on rebalance and shutdown).
     pub commit_interval: Duration,
@@ -155,6 +159,7 @@ impl Config {
             max_in_flight: usize::try_from(max_in_flight).unwrap_or(usize::MAX),
             throttling_limit: u32::try_from(throttling_limit).unwrap_or(u32::MAX),
             publish_timeout,
+            debug_enabled: specific.flag("debugEnabled")?,
             commit_interval: specific.duration("commitInterval")?,
             drain_timeout: specific.duration("drainTimeout")?,
             statistics_interval: specific.duration("statisticsInterval")?,
