@@ -564,6 +564,18 @@ async fn metrics_count_an_mqtt_flow_through_a_source_and_a_target() {
             vec![("outcome", "accepted")],
             2.0,
         ),
+        // Signals out: the three HTTP changes' events reached the target's queue; the three
+        // the connection caused were not delivered back to it.
+        (
+            "twinwire_deliveries_total",
+            vec![
+                ("group", "things"),
+                ("channel", "twin"),
+                ("criterion", "events"),
+                ("outcome", "delivered"),
+            ],
+            3.0,
+        ),
         // Every change awaited acknowledgements: one creation and two changes over HTTP, three
         // over MQTT; none timed out, none was issued weakly, nothing failed or reconnected.
         ("twinwire_ack_requests_total", vec![], 6.0),

@@ -262,6 +262,8 @@ impl Publisher {
         });
         self.delivered.fetch_add(delivered, Ordering::Relaxed);
         self.dropped.fetch_add(dropped, Ordering::Relaxed);
+        count_deliveries(signal, "delivered", delivered);
+        count_deliveries(signal, "dropped", dropped);
         reached
     }
 
@@ -390,5 +392,19 @@ impl EventSink for Publisher {
             return;
         }
         tokio::spawn(async move { self.announce_until_acknowledged(announcement, labels).await });
+    }
+}
+
+/// Signals out, by kind and channel (`twinwire_deliveries_total`).
+fn count_deliveries(signal: &Envelope, outcome: &'static str, count: u64) {
+    if count > 0 {
+        metrics::counter!(
+            "twinwire_deliveries_total",
+            "group" => signal.topic.group.as_str(),
+            "channel" => signal.topic.channel.as_str(),
+            "criterion" => signal.topic.criterion.name(),
+            "outcome" => outcome,
+        )
+        .increment(count);
     }
 }

@@ -79,10 +79,6 @@ async fn metrics(State(state): State<AppState>) -> Response {
         .set(state.sessions.load(Ordering::Relaxed) as f64);
     let published = state.router.publisher().stats();
     metrics::gauge!("twinwire_subscriptions").set(published.subscriptions as f64);
-    metrics::counter!("twinwire_deliveries_total", "outcome" => "delivered")
-        .absolute(published.delivered);
-    metrics::counter!("twinwire_deliveries_total", "outcome" => "dropped")
-        .absolute(published.dropped);
     metrics::gauge!("twinwire_acks_pending").set(state.router.acks().len() as f64);
     for (shard, depth) in state
         .router
