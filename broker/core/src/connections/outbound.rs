@@ -6,6 +6,7 @@
 use super::inbound::{mappers, ConditionalMapper, QOS_HEADER};
 use super::message::ExternalMessage;
 use super::model::{Connection, Target};
+use super::target_ack::AckStatuses;
 use super::validate::resolve_connection_id;
 use crate::placeholders::{Allowed, SignalResolver, Template};
 use twinwire_protocol::{DittoError, Envelope};
@@ -19,6 +20,8 @@ pub struct OutboundTarget {
     mappers: Vec<ConditionalMapper>,
     /// The label this target issues once the adapter confirmed a send.
     pub issued_label: Option<String>,
+    /// The statuses that label is issued with (the connection's binding).
+    pub ack_statuses: AckStatuses,
     pub qos: Option<u8>,
 }
 
@@ -56,6 +59,7 @@ impl OutboundTarget {
                 .issued_acknowledgement_label
                 .as_deref()
                 .map(|l| resolve_connection_id(l, &connection.id)),
+            ack_statuses: AckStatuses::of(&connection.connection_type),
             qos: target.qos,
         })
     }

@@ -312,7 +312,6 @@ impl RunningConnection {
             tasks.push(tokio::spawn(target_loop(
                 id.clone(),
                 target,
-                AckStatuses::of(&connection.connection_type),
                 rx,
                 Arc::clone(&adapter),
                 router.clone(),
@@ -679,11 +678,9 @@ fn error_envelope(message: &ExternalMessage, error: &DittoError) -> Envelope {
 /// confirms) would otherwise cap a target at one message per round trip.
 const TARGET_PIPELINE: usize = 256;
 
-#[allow(clippy::too_many_arguments)]
 async fn target_loop(
     id: String,
     target: OutboundTarget,
-    statuses: AckStatuses,
     mut signals: mpsc::Receiver<Envelope>,
     adapter: Arc<dyn Adapter>,
     router: Router,
@@ -702,7 +699,7 @@ async fn target_loop(
         tokio::select! {
             biased;
             Some((signal, acknowledge, result)) = in_flight.next(), if !in_flight.is_empty() => {
-                acknowledge_sent(&target, statuses, &router, &requester, &metrics, t, &signal, acknowledge, result).await;
+                acknowledge_sent(&target, &router, &requester, &metrics, t, &signal, acknowledge, result).await;
             }
             next = signals.recv(), if open && in_flight.len() < TARGET_PIPELINE => {
                 let Some(signal) = next else {
@@ -715,6 +712,7 @@ async fn target_loop(
                 metrics.target(t, Kind::Dispatched, true);
                 let acknowledge = target.must_acknowledge(&signal);
                 let outbound = target.outbound(&signal);
+                let statuses = target.ack_statuses;
                 let (adapter, metrics, log, id) =
                     (Arc::clone(&adapter), Arc::clone(&metrics), Arc::clone(&log), id.clone());
                 in_flight.push_back(async move {
@@ -779,7 +777,6 @@ async fn publish(
 #[allow(clippy::too_many_arguments)]
 async fn acknowledge_sent(
     target: &OutboundTarget,
-    statuses: AckStatuses,
     router: &Router,
     requester: &Requester,
     metrics: &ConnectionMetrics,
@@ -794,7 +791,7 @@ async fn acknowledge_sent(
     let Some(label) = &target.issued_label else {
         return;
     };
-    let ack = statuses.acknowledgement(signal, label, &result);
+    let ack = target.ack_statuses.acknowledgement(signal, label, &result);
     let answer = router.handle(ack, requester).await;
     metrics.target(t, Kind::Acknowledged, answer.reply.is_none());
 }

@@ -74,9 +74,9 @@ impl AckStatuses {
         let mut ack = Envelope::new(topic, headers, JsonPointer::root());
         match sent {
             Ok(Sent::Published(receipt)) => {
-                let metadata = (!receipt.metadata.is_empty())
-                    .then(|| serde_json::from_str::<serde_json::Value>(&receipt.metadata).ok())
-                    .flatten();
+                let metadata = Some(receipt.metadata.as_str())
+                    .filter(|m| !m.is_empty())
+                    .and_then(|m| serde_json::from_str::<serde_json::Value>(m).ok());
                 match (self, metadata) {
                     (_, Some(metadata)) => {
                         ack.status = Some(200);
